@@ -25,13 +25,14 @@ pub const TAG_BELOW: f64 = 16.0;
 const FIXED_ONE: u64 = 1 << 16;
 
 /// (compress ratio, bytes per sector withheld from the random share), measured.
-const CALIBRATION: [(f64, f64); 10] = [
+const CALIBRATION: [(f64, f64); 11] = [
     (1.0, 0.0),
-    (1.5, 5.5),
+    (1.5, 6.2),
     (2.0, 6.0),
-    (4.0, 6.5),
-    (6.0, 5.5),
-    (8.0, 5.2),
+    (3.0, 6.75),
+    (4.0, 6.9),
+    (6.0, 5.85),
+    (8.0, 5.3),
     (12.0, 3.0),
     (16.0, 2.7),
     (32.0, 2.9),
