@@ -23,7 +23,9 @@ fn main() {
             ..ContentSpec::with_seed(1)
         };
         let mut data = vec![0u8; mib << 20];
-        Generator::new(&spec).expect("valid spec").fill_par(0, &mut data);
+        Generator::new(&spec)
+            .expect("valid spec")
+            .fill_par(0, &mut data);
         for comp in ratios::ALL {
             let cells: Vec<String> = ratios::BLOCKS
                 .iter()

@@ -83,8 +83,16 @@ fn parse_decimal(number: &str) -> Option<(u64, (u64, u32))> {
     if frac.len() > 18 || frac.contains('.') {
         return None;
     }
-    let whole_value = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let frac_value = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let whole_value = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac_value = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     Some((whole_value, (frac_value, frac.len() as u32)))
 }
 
@@ -121,19 +129,30 @@ pub fn check_ratio(field: &'static str, value: f64, min: f64, max: f64) -> Resul
     if value.is_finite() && (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(SpecError::new(field, value, format!("expected a number from {min} to {max}")))
+        Err(SpecError::new(
+            field,
+            value,
+            format!("expected a number from {min} to {max}"),
+        ))
     }
 }
 
 /// Parses a seed: an unsigned 64-bit integer, decimal or `0x` hexadecimal.
 pub fn parse_seed(text: &str) -> Result<u64, SpecError> {
     let trimmed = text.trim();
-    let parsed = match trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")) {
+    let parsed = match trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => trimmed.parse(),
     };
     parsed.map_err(|_| {
-        SpecError::new("seed", text, "expected an integer from 0 to 18446744073709551615")
+        SpecError::new(
+            "seed",
+            text,
+            "expected an integer from 0 to 18446744073709551615",
+        )
     })
 }
 

@@ -130,7 +130,10 @@ mod tests {
             }
         }
         let adjacent = distances.iter().filter(|&&d| d == 1).count();
-        assert!(adjacent <= 1, "{adjacent} duplicates of the unit just before");
+        assert!(
+            adjacent <= 1,
+            "{adjacent} duplicates of the unit just before"
+        );
         distances.sort_unstable();
         let median = distances[distances.len() / 2];
         assert!(median > 1000, "median distance {median} units");

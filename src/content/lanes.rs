@@ -61,7 +61,10 @@ impl Lanes {
         let [s0, s1, s2, s3] = &mut self.s;
         let mut out = [0u64; LANES];
         for l in 0..LANES {
-            out[l] = s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]);
+            out[l] = s0[l]
+                .wrapping_add(s3[l])
+                .rotate_left(23)
+                .wrapping_add(s0[l]);
             let t = s1[l] << 17;
             s2[l] ^= s0[l];
             s3[l] ^= s1[l];
@@ -173,8 +176,9 @@ mod tests {
 
     #[test]
     fn lane_seeds_are_distinct() {
-        let seeds: std::collections::HashSet<_> =
-            (0..1000u64).flat_map(|k| (0..LANES).map(move |l| lane_seed(k, l))).collect();
+        let seeds: std::collections::HashSet<_> = (0..1000u64)
+            .flat_map(|k| (0..LANES).map(move |l| lane_seed(k, l)))
+            .collect();
         assert_eq!(seeds.len(), 8000);
     }
 }

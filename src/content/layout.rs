@@ -104,7 +104,11 @@ fn interpolate(compress: f64) -> f64 {
     if compress >= last.0 {
         return last.1;
     }
-    let upper = CALIBRATION.iter().position(|&(c, _)| c > compress).unwrap_or(1).max(1);
+    let upper = CALIBRATION
+        .iter()
+        .position(|&(c, _)| c > compress)
+        .unwrap_or(1)
+        .max(1);
     let (c0, k0) = CALIBRATION[upper - 1];
     let (c1, k1) = CALIBRATION[upper];
     k0 + (k1 - k0) * (compress - c0) / (c1 - c0)
@@ -147,8 +151,9 @@ mod tests {
     #[test]
     fn tags_are_distinct() {
         let layout = Layout::new(64.0);
-        let tags: std::collections::HashSet<_> =
-            (0..100_000u64).map(|n| layout.tag(99, n).unwrap()).collect();
+        let tags: std::collections::HashSet<_> = (0..100_000u64)
+            .map(|n| layout.tag(99, n).unwrap())
+            .collect();
         assert_eq!(tags.len(), 100_000);
         assert!(Layout::new(2.0).tag(99, 1).is_none());
     }

@@ -107,9 +107,9 @@ impl Generator {
         rayon::join(
             || self.fill(offset, head),
             || {
-                body.par_chunks_mut(PAR_PIECE).enumerate().for_each(|(i, piece)| {
-                    self.fill(body_offset + (i * PAR_PIECE) as u64, piece)
-                })
+                body.par_chunks_mut(PAR_PIECE)
+                    .enumerate()
+                    .for_each(|(i, piece)| self.fill(body_offset + (i * PAR_PIECE) as u64, piece))
             },
         );
     }
@@ -237,11 +237,25 @@ mod tests {
 
     #[test]
     fn reads_at_any_split_agree() {
-        for (c, d, unit) in [(1.0, 1.0, 4096), (2.0, 1.0, 4096), (3.3, 2.5, 512), (40.0, 3.0, 65536)] {
+        for (c, d, unit) in [
+            (1.0, 1.0, 4096),
+            (2.0, 1.0, 4096),
+            (3.3, 2.5, 512),
+            (40.0, 3.0, 65536),
+        ] {
             let g = generator(c, d, unit);
             let whole = stream(&g, 1000, 300_000);
-            for (start, len) in [(0, 1), (511, 2), (4095, 4097), (12_345, 100_000), (299_000, 1000)] {
-                assert_eq!(stream(&g, 1000 + start as u64, len), whole[start..start + len]);
+            for (start, len) in [
+                (0, 1),
+                (511, 2),
+                (4095, 4097),
+                (12_345, 100_000),
+                (299_000, 1000),
+            ] {
+                assert_eq!(
+                    stream(&g, 1000 + start as u64, len),
+                    whole[start..start + len]
+                );
             }
         }
     }
