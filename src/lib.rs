@@ -6,7 +6,10 @@
 #![deny(missing_docs)]
 
 pub mod content;
+pub mod fs;
+pub mod mount;
 pub mod spec;
+pub mod tree;
 
 pub use content::{ContentId, Generator, UnitIndex, CONTENT_VERSION};
 pub use spec::{ContentSpec, SpecError};

@@ -101,7 +101,13 @@ impl Tree {
         }
         let (files, file_size) = split(spec)?;
         let depth = depth_for(files, spec.files_per_dir);
-        Ok(Tree { size: spec.size, file_size, files, fanout: spec.files_per_dir, depth })
+        Ok(Tree {
+            size: spec.size,
+            file_size,
+            files,
+            fanout: spec.files_per_dir,
+            depth,
+        })
     }
 
     /// Total bytes in all files.
@@ -159,9 +165,10 @@ impl Tree {
         match level {
             0 if low == 1 => Some(Node::Dir(DirId { level: 0, index: 0 })),
             0 if low >= 2 && low - 2 < self.files => Some(Node::File(FileIndex(low - 2))),
-            l if l >= 1 && l <= self.depth && low < self.dirs_at(l) => {
-                Some(Node::Dir(DirId { level: l, index: low }))
-            }
+            l if l >= 1 && l <= self.depth && low < self.dirs_at(l) => Some(Node::Dir(DirId {
+                level: l,
+                index: low,
+            })),
             _ => None,
         }
     }
@@ -169,9 +176,15 @@ impl Tree {
     /// The parent of `node`; the root is its own parent.
     pub fn parent(&self, node: Node) -> DirId {
         match node {
-            Node::File(i) => DirId { level: self.depth, index: i.0 / self.leaf_span(self.depth) },
+            Node::File(i) => DirId {
+                level: self.depth,
+                index: i.0 / self.leaf_span(self.depth),
+            },
             Node::Dir(DirId { level: 0, .. }) => DirId { level: 0, index: 0 },
-            Node::Dir(d) => DirId { level: d.level - 1, index: d.index / self.fanout },
+            Node::Dir(d) => DirId {
+                level: d.level - 1,
+                index: d.index / self.fanout,
+            },
         }
     }
 
@@ -206,20 +219,29 @@ impl Tree {
         let digits_text = name.strip_prefix(prefix)?;
         let index = parse_index(digits_text, digits(count))?;
         let (first, end) = self.child_range(dir);
-        (first..end).contains(&index).then(|| self.child_node(dir, index))
+        (first..end)
+            .contains(&index)
+            .then(|| self.child_node(dir, index))
     }
 
     fn child_node(&self, dir: DirId, index: u64) -> Node {
         if dir.level == self.depth {
             Node::File(FileIndex(index))
         } else {
-            Node::Dir(DirId { level: dir.level + 1, index })
+            Node::Dir(DirId {
+                level: dir.level + 1,
+                index,
+            })
         }
     }
 
     /// Indices (files or next-level directories) of the children of `dir`, half-open.
     fn child_range(&self, dir: DirId) -> (u64, u64) {
-        let count = if dir.level == self.depth { self.files } else { self.dirs_at(dir.level + 1) };
+        let count = if dir.level == self.depth {
+            self.files
+        } else {
+            self.dirs_at(dir.level + 1)
+        };
         let first = dir.index.saturating_mul(self.fanout).min(count);
         (first, first.saturating_add(self.fanout).min(count))
     }
@@ -293,7 +315,12 @@ mod tests {
 
     fn tree(size: u64, file_size: u64, per_dir: u64) -> Tree {
         let sizing = FileSizing::FileSize(file_size);
-        Tree::new(&TreeSpec { size, sizing, files_per_dir: per_dir }).unwrap()
+        Tree::new(&TreeSpec {
+            size,
+            sizing,
+            files_per_dir: per_dir,
+        })
+        .unwrap()
     }
 
     /// Walks the whole tree the slow way and checks every identity the fast way relies on.
@@ -339,8 +366,16 @@ mod tests {
     #[test]
     fn files_count_gives_exact_count() {
         let sizing = FileSizing::Files(3);
-        let t = Tree::new(&TreeSpec { size: 10, sizing, files_per_dir: 1000 }).unwrap();
-        assert_eq!((t.files(), t.file_size(), t.file_len(FileIndex(2))), (3, 3, 4));
+        let t = Tree::new(&TreeSpec {
+            size: 10,
+            sizing,
+            files_per_dir: 1000,
+        })
+        .unwrap();
+        assert_eq!(
+            (t.files(), t.file_size(), t.file_len(FileIndex(2))),
+            (3, 3, 4)
+        );
     }
 
     #[test]
@@ -369,15 +404,24 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_field() {
-        let spec = TreeSpec { files_per_dir: 1, ..TreeSpec::default() };
+        let spec = TreeSpec {
+            files_per_dir: 1,
+            ..TreeSpec::default()
+        };
         assert_eq!(Tree::new(&spec).unwrap_err().field, "files-per-dir");
-        let spec = TreeSpec { sizing: FileSizing::FileSize(0), ..TreeSpec::default() };
+        let spec = TreeSpec {
+            sizing: FileSizing::FileSize(0),
+            ..TreeSpec::default()
+        };
         assert_eq!(Tree::new(&spec).unwrap_err().field, "file-size");
     }
 
     #[test]
     fn empty_tree_has_an_empty_root() {
         let t = tree(0, 1 << 30, 1000);
-        assert_eq!((t.files(), t.child_count(DirId { level: 0, index: 0 })), (0, 0));
+        assert_eq!(
+            (t.files(), t.child_count(DirId { level: 0, index: 0 })),
+            (0, 0)
+        );
     }
 }

@@ -3,6 +3,10 @@
 mod args;
 mod bench;
 mod generate;
+mod mount;
+mod registry;
+mod status;
+mod umount;
 
 use std::process::ExitCode;
 
@@ -23,6 +27,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Measure fill speed next to memcpy and memset
     Bench(bench::BenchArgs),
+    /// Mount a synthetic tree; returns once it is live (a daemon keeps serving it)
+    Mount(mount::MountArgs),
+    /// Unmount a tree and stop its daemon; also clears stale mounts
+    Umount(umount::UmountArgs),
+    /// List dgenfs mounts with their spec, bytes served and throughput
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +43,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Mount(args) => mount::run(args),
+        Command::Umount(args) => umount::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,4 +83,17 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
         builder = builder.num_threads(n);
     }
     builder.build().context("cannot start generator threads")
+}
+
+/// Sends `tracing` output to stderr, filtered by MOUNTCTL_LOG, else RUST_LOG, else `default`.
+fn init_logging(default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MOUNTCTL_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

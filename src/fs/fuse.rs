@@ -1,0 +1,364 @@
+//! The fuser 0.18 adapter: one span per request, one call into [`FsCore`], one reply.
+//!
+//! Nothing here decides what a file holds; it converts types, fills reads from a reused
+//! per-thread buffer, and maps [`FsError`] to errno in [`errno`], the only such place.
+//! Every request that would change the tree is answered with `EROFS`.
+
+use std::alloc::{self, Layout};
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use tracing::debug_span;
+
+use super::{Attr, FsCore, FsError, Kind};
+use crate::tree::Ino;
+
+/// How long the kernel may cache attributes and entries: the tree never changes.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Alignment of the reply buffer: a huge page, so the kernel copies from few TLB entries.
+const BUF_ALIGN: usize = 2 << 20;
+
+/// Every errno this filesystem returns, decided in one place.
+pub fn errno(err: FsError) -> Errno {
+    match err {
+        FsError::NotFound => Errno::ENOENT,
+        FsError::NotADirectory => Errno::ENOTDIR,
+        FsError::IsADirectory => Errno::EISDIR,
+        FsError::ReadOnly => Errno::EROFS,
+    }
+}
+
+/// The [`Filesystem`] that fuser drives.
+#[derive(Debug)]
+pub struct FuseAdapter {
+    core: Arc<FsCore>,
+    open_flags: FopenFlags,
+}
+
+impl FuseAdapter {
+    /// Serves `core`; `kernel_cache` selects page-cache mode instead of direct I/O.
+    pub fn new(core: Arc<FsCore>, kernel_cache: bool) -> FuseAdapter {
+        let open_flags = if kernel_cache {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::FOPEN_DIRECT_IO
+        };
+        FuseAdapter { core, open_flags }
+    }
+}
+
+fn file_attr(attr: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(attr.ino.0),
+        size: attr.size,
+        blocks: attr.blocks,
+        atime: attr.time,
+        mtime: attr.time,
+        ctime: attr.time,
+        crtime: attr.time,
+        kind: file_type(attr.kind),
+        perm: attr.perm,
+        nlink: attr.nlink,
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: 0,
+        blksize: super::BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::File => FileType::RegularFile,
+        Kind::Directory => FileType::Directory,
+    }
+}
+
+/// A page-aligned buffer owned by one session thread and reused for every read it serves.
+struct ReplyBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl ReplyBuf {
+    const fn empty() -> ReplyBuf {
+        ReplyBuf {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// The first `len` bytes, growing (once per thread in practice) when too small.
+    fn slice(&mut self, len: usize) -> &mut [u8] {
+        if len > self.len {
+            self.grow(len.next_multiple_of(BUF_ALIGN));
+        }
+        // SAFETY: `ptr` points to `self.len >= len` bytes allocated by `grow` and owned by
+        // this buffer; the bytes were zeroed at allocation, so they are initialized, and the
+        // `&mut self` borrow makes the slice unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, len) }
+    }
+
+    fn grow(&mut self, len: usize) {
+        self.free();
+        let layout = Layout::from_size_align(len, BUF_ALIGN).expect("buffer layout");
+        // SAFETY: `layout` has a non-zero size; a null result is handled below.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `ptr..ptr + len` is a live allocation owned by us; madvise only changes
+        // how the kernel backs it, and a failure leaves ordinary pages, which is fine.
+        unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+        (self.ptr, self.len) = (ptr, len);
+    }
+
+    fn free(&mut self) {
+        if !self.ptr.is_null() {
+            let layout = Layout::from_size_align(self.len, BUF_ALIGN).expect("buffer layout");
+            // SAFETY: `ptr` was allocated by `grow` with exactly this layout.
+            unsafe { alloc::dealloc(self.ptr, layout) };
+            (self.ptr, self.len) = (std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+impl Drop for ReplyBuf {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+thread_local! {
+    static REPLY_BUF: RefCell<ReplyBuf> = const { RefCell::new(ReplyBuf::empty()) };
+}
+
+impl Filesystem for FuseAdapter {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _span = debug_span!("lookup", ino = parent.0, ?name).entered();
+        match self.core.lookup(Ino(parent.0), name) {
+            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+            Err(err) => {
+                tracing::debug!(%err, "lookup miss");
+                reply.error(errno(err))
+            }
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _span = debug_span!("getattr", ino = ino.0).entered();
+        match self.core.getattr(Ino(ino.0)) {
+            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            Err(err) => reply.error(errno(err)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _span = debug_span!("open", ino = ino.0, flags = flags.0).entered();
+        let write =
+            !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
+        match self.core.open(Ino(ino.0), write) {
+            Ok(()) => reply.opened(FileHandle(0), self.open_flags),
+            Err(err) => reply.error(errno(err)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let _span = debug_span!("read", ino = ino.0, offset, size).entered();
+        REPLY_BUF.with_borrow_mut(|buf| {
+            let buf = buf.slice(size as usize);
+            match self.core.read(Ino(ino.0), offset, buf) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(err) => reply.error(errno(err)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _span = debug_span!("opendir", ino = ino.0).entered();
+        match self.core.opendir(Ino(ino.0)) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(err) => reply.error(errno(err)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let _span = debug_span!("readdir", ino = ino.0, offset).entered();
+        let result = self.core.readdir(Ino(ino.0), offset, |e| {
+            let full = reply.add(INodeNo(e.ino.0), e.next_offset, file_type(e.kind), &e.name);
+            !full
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(err) => reply.error(errno(err)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _span = debug_span!("statfs").entered();
+        let s = self.core.statfs();
+        reply.statfs(
+            s.blocks,
+            0,
+            0,
+            s.files,
+            0,
+            s.block_size,
+            s.name_max,
+            s.block_size,
+        );
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let _span = debug_span!("setattr", ino = ino.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let _span = debug_span!("mknod", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let _span = debug_span!("mkdir", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        let _span = debug_span!("unlink", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        let _span = debug_span!("rmdir", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let _span = debug_span!("symlink", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let _span = debug_span!("rename", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let _span = debug_span!("link", ino = ino.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let _span = debug_span!("write", ino = ino.0, offset, size = data.len()).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let _span = debug_span!("create", ino = parent.0).entered();
+        reply.error(errno(FsError::ReadOnly));
+    }
+}
