@@ -61,7 +61,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let pool = crate::thread_pool(Some(n))?;
             let mut offset = 0u64;
             let gbps = median_gbps(args.rounds, len, || {
-                pool.install(|| generator.fill_par(offset, &mut buf));
+                // One thread fills on the calling thread, as an in-process caller would.
+                if n == 1 {
+                    generator.fill(offset, &mut buf);
+                } else {
+                    pool.install(|| generator.fill_par(offset, &mut buf));
+                }
                 offset += len as u64;
             });
             println!("| fill compress={c} | {n} | {gbps:.2} |");
@@ -71,14 +76,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `work` once to warm up, then `rounds` times, and returns the median GB/s.
+/// Bytes processed per timed round at least, so small buffers are timed over many calls.
+const ROUND_BYTES: usize = 256 << 20;
+
+/// Runs `work` once to warm up, then `rounds` rounds of enough calls to cover
+/// [`ROUND_BYTES`], and returns the median GB/s.
 fn median_gbps(rounds: usize, bytes: usize, mut work: impl FnMut()) -> f64 {
     work();
+    let calls = ROUND_BYTES.div_ceil(bytes.max(1));
     let mut rates: Vec<f64> = (0..rounds.max(1))
         .map(|_| {
             let start = Instant::now();
-            work();
-            bytes as f64 / start.elapsed().as_secs_f64() / 1e9
+            for _ in 0..calls {
+                work();
+            }
+            (calls * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
         })
         .collect();
     rates.sort_by(f64::total_cmp);

@@ -41,15 +41,32 @@ pub struct Lanes {
 
 impl Lanes {
     /// Seeds all lanes from `key`, each as `seed_from_u64(lane_seed(key, lane))` would.
-    #[inline(always)]
+    #[inline]
     pub fn new(key: u64) -> Self {
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
+            Isa::Avx512 => unsafe { new_avx512(key) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx2 only when the CPU has AVX2.
+            Isa::Avx2 => unsafe { new_avx2(key) },
+            Isa::Portable => Self::new_inline(key),
+        }
+    }
+
+    #[inline(always)]
+    fn new_inline(key: u64) -> Self {
+        let mut seeds = [0u64; LANES];
+        for (lane, seed) in seeds.iter_mut().enumerate() {
+            *seed = lane_seed(key, lane);
+        }
+        // SplitMix64 expansion of each lane seed into four state words; word w is
+        // mix64(seed + (w + 1) * GOLDEN), so the four words are independent and vectorise.
         let mut s = [[0u64; LANES]; 4];
-        for lane in 0..LANES {
-            // SplitMix64 expansion of a u64 seed into four state words.
-            let mut state = lane_seed(key, lane);
-            for word in s.iter_mut() {
-                state = state.wrapping_add(GOLDEN);
-                word[lane] = mix64(state);
+        for (w, words) in s.iter_mut().enumerate() {
+            let step = GOLDEN.wrapping_mul(w as u64 + 1);
+            for (word, seed) in words.iter_mut().zip(seeds) {
+                *word = mix64(seed.wrapping_add(step));
             }
         }
         Lanes { s }
@@ -75,56 +92,211 @@ impl Lanes {
         }
         out
     }
+
+    /// Advances every lane `steps` times, discarding the output.
+    #[inline(always)]
+    pub fn skip(&mut self, steps: usize) {
+        for _ in 0..steps {
+            std::hint::black_box(self.step());
+        }
+    }
+
+    /// Writes the output of the next `ceil(out.len() / 64)` steps; the unused bytes of the
+    /// last step are dropped.
+    #[inline]
+    pub fn fill(&mut self, out: &mut [u8]) {
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
+            Isa::Avx512 => unsafe { fill_avx512(self, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx2 only when the CPU has AVX2.
+            Isa::Avx2 => unsafe { fill_avx2(self, out) },
+            Isa::Portable => self.fill_inline(out),
+        }
+    }
+
+    /// The single implementation every instruction-set variant compiles. The state is copied
+    /// into a local so that it lives in vector registers for the whole loop.
+    #[inline(always)]
+    fn fill_inline(&mut self, out: &mut [u8]) {
+        let mut lanes = self.clone();
+        lanes.fill_local(out);
+        *self = lanes;
+    }
+
+    #[inline(always)]
+    fn fill_local(&mut self, out: &mut [u8]) {
+        let mut blocks = out.chunks_exact_mut(STEP_BYTES);
+        for block in &mut blocks {
+            let words = self.step();
+            for (dst, word) in block.chunks_exact_mut(8).zip(words) {
+                dst.copy_from_slice(&word.to_le_bytes());
+            }
+        }
+        let tail = blocks.into_remainder();
+        if !tail.is_empty() {
+            let words = self.step();
+            let mut bytes = [0u8; STEP_BYTES];
+            for (dst, word) in bytes.chunks_exact_mut(8).zip(words) {
+                dst.copy_from_slice(&word.to_le_bytes());
+            }
+            tail.copy_from_slice(&bytes[..tail.len()]);
+        }
+    }
 }
 
 /// Fills `out` with the first `out.len()` bytes of the stream keyed by `key`.
-#[inline]
 pub fn fill(key: u64, out: &mut [u8]) {
+    Lanes::new(key).fill(out)
+}
+
+/// The vector instruction sets the generator is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { fill_avx512(key, out) };
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+/// The widest instruction set this CPU supports, detected once.
+#[inline(always)]
+fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx512dq") {
+                return Isa::Avx512;
+            }
+            if has!("avx2") {
+                return Isa::Avx2;
+            }
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { fill_avx2(key, out) };
-        }
-    }
-    fill_portable(key, out)
+        Isa::Portable
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl")]
-unsafe fn fill_avx512(key: u64, out: &mut [u8]) {
-    fill_portable(key, out)
+#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
+unsafe fn new_avx512(key: u64) -> Lanes {
+    Lanes::new_inline(key)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(key: u64, out: &mut [u8]) {
-    fill_portable(key, out)
+unsafe fn new_avx2(key: u64) -> Lanes {
+    Lanes::new_inline(key)
 }
 
-/// The single implementation all instruction-set variants compile.
-#[inline(always)]
-fn fill_portable(key: u64, out: &mut [u8]) {
-    let mut lanes = Lanes::new(key);
+/// Explicit AVX-512 step: the compiler does not reliably vectorise the portable loop when
+/// the state comes from memory, so the hot loop is written with intrinsics.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
+unsafe fn fill_avx512(lanes: &mut Lanes, out: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
+    // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
+    let (mut s0, mut s1, mut s2, mut s3) = unsafe {
+        (
+            _mm512_loadu_si512(ptr),
+            _mm512_loadu_si512(ptr.add(1)),
+            _mm512_loadu_si512(ptr.add(2)),
+            _mm512_loadu_si512(ptr.add(3)),
+        )
+    };
+    let mut step = || {
+        let out = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+        let t = _mm512_slli_epi64::<17>(s1);
+        s2 = _mm512_xor_si512(s2, s0);
+        s3 = _mm512_xor_si512(s3, s1);
+        s1 = _mm512_xor_si512(s1, s2);
+        s0 = _mm512_xor_si512(s0, s3);
+        s2 = _mm512_xor_si512(s2, t);
+        s3 = _mm512_rol_epi64::<45>(s3);
+        out
+    };
     let mut blocks = out.chunks_exact_mut(STEP_BYTES);
     for block in &mut blocks {
-        let words = lanes.step();
-        for (dst, word) in block.chunks_exact_mut(8).zip(words) {
-            dst.copy_from_slice(&word.to_le_bytes());
-        }
+        // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
+        unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, step()) };
     }
     let tail = blocks.into_remainder();
     if !tail.is_empty() {
-        let words = lanes.step();
         let mut bytes = [0u8; STEP_BYTES];
-        for (dst, word) in bytes.chunks_exact_mut(8).zip(words) {
-            dst.copy_from_slice(&word.to_le_bytes());
-        }
+        // SAFETY: `bytes` is exactly 64 writable bytes.
+        unsafe { _mm512_storeu_si512(bytes.as_mut_ptr() as *mut __m512i, step()) };
         tail.copy_from_slice(&bytes[..tail.len()]);
+    }
+    // SAFETY: as for the loads above.
+    unsafe {
+        _mm512_storeu_si512(ptr, s0);
+        _mm512_storeu_si512(ptr.add(1), s1);
+        _mm512_storeu_si512(ptr.add(2), s2);
+        _mm512_storeu_si512(ptr.add(3), s3);
+    }
+}
+
+/// Explicit AVX2 step: each state word is two 256-bit vectors (lanes 0-3 and 4-7).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2(lanes: &mut Lanes, out: &mut [u8]) {
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
+        // SAFETY: only called from the AVX2 function below, where AVX2 is enabled.
+        unsafe { _mm256_or_si256(_mm256_slli_epi64::<L>(x), _mm256_srli_epi64::<R>(x)) }
+    }
+    let ptr = lanes.s.as_mut_ptr() as *mut __m256i;
+    let mut s = [[_mm256_setzero_si256(); 2]; 4];
+    for (w, pair) in s.iter_mut().enumerate() {
+        for (h, v) in pair.iter_mut().enumerate() {
+            // SAFETY: `lanes.s` holds eight 32-byte halves; index w*2+h is in bounds.
+            *v = unsafe { _mm256_loadu_si256(ptr.add(w * 2 + h)) };
+        }
+    }
+    let mut step = || {
+        let mut out = [_mm256_setzero_si256(); 2];
+        for h in 0..2 {
+            let [s0, s1, s2, s3] = [s[0][h], s[1][h], s[2][h], s[3][h]];
+            out[h] = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+            let t = _mm256_slli_epi64::<17>(s1);
+            let s2 = _mm256_xor_si256(s2, s0);
+            let s3 = _mm256_xor_si256(s3, s1);
+            let s1 = _mm256_xor_si256(s1, s2);
+            let s0 = _mm256_xor_si256(s0, s3);
+            let s2 = _mm256_xor_si256(s2, t);
+            let s3 = rotl::<45, 19>(s3);
+            [s[0][h], s[1][h], s[2][h], s[3][h]] = [s0, s1, s2, s3];
+        }
+        out
+    };
+    let mut write = |dst: &mut [u8]| {
+        let [lo, hi] = step();
+        // SAFETY: `dst` is exactly 64 writable bytes; the stores are unaligned.
+        unsafe {
+            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, lo);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(32) as *mut __m256i, hi);
+        }
+    };
+    let mut blocks = out.chunks_exact_mut(STEP_BYTES);
+    for block in &mut blocks {
+        write(block);
+    }
+    let tail = blocks.into_remainder();
+    if !tail.is_empty() {
+        let mut bytes = [0u8; STEP_BYTES];
+        write(&mut bytes);
+        tail.copy_from_slice(&bytes[..tail.len()]);
+    }
+    for (w, pair) in s.iter().enumerate() {
+        for (h, v) in pair.iter().enumerate() {
+            // SAFETY: as for the loads above.
+            unsafe { _mm256_storeu_si256(ptr.add(w * 2 + h), *v) };
+        }
     }
 }
 
@@ -157,8 +329,15 @@ mod tests {
                 fill(key, &mut got);
                 assert_eq!(got, reference(key, len), "key {key} len {len}");
                 let mut portable = vec![0u8; len];
-                fill_portable(key, &mut portable);
+                Lanes::new_inline(key).fill_inline(&mut portable);
                 assert_eq!(portable, got);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    let mut avx2 = vec![0u8; len];
+                    // SAFETY: AVX2 support checked just above.
+                    unsafe { fill_avx2(&mut Lanes::new_inline(key), &mut avx2) };
+                    assert_eq!(avx2, got);
+                }
             }
         }
     }

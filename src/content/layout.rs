@@ -68,6 +68,12 @@ impl Layout {
         ((sector * self.random_fixed) >> 16) as usize
     }
 
+    /// Random bytes in sector `sector` of a unit.
+    #[inline(always)]
+    pub fn random_in(&self, sector: u64) -> usize {
+        self.random_before(sector + 1) - self.random_before(sector)
+    }
+
     /// The tag of a sector, if this layout uses tags.
     ///
     /// `number` identifies (content id, sector); the tag is a keyed bijection of its low 48

@@ -24,6 +24,7 @@ pub mod layout;
 use rayon::prelude::*;
 
 pub use dedup::{ContentId, DedupMap, UnitIndex};
+use lanes::{Lanes, STEP_BYTES};
 use layout::{Layout, SECTOR};
 
 use crate::spec::{ContentSpec, SpecError};
@@ -129,90 +130,110 @@ impl Generator {
         }
     }
 
+    #[inline(always)]
     fn chunk_key(&self, id: ContentId, chunk: u64) -> u64 {
         lanes::mix64(lanes::mix64(self.key ^ id.0) ^ chunk)
     }
 
     /// Fills `out` with bytes `[within, within + out.len())` of one chunk of a unit.
+    ///
+    /// The chunk's generator gives each sector, in order, `ceil(r / 64)` steps of output, of
+    /// which the sector keeps `r` bytes as its random part (see [`SectorFill::write_whole`]).
+    #[inline]
     fn fill_chunk(&self, id: ContentId, chunk: u64, within: usize, out: &mut [u8]) {
         let key = self.chunk_key(id, chunk);
-        if self.layout.is_all_random() {
-            return fill_random(key, within, out);
+        let mut lanes = Lanes::new(key);
+        if self.layout.is_all_random() && within == 0 && out.len() == self.chunk {
+            return lanes.fill(out);
         }
 
-        let sectors_per_chunk = self.chunk / SECTOR;
-        let first_sector = chunk * sectors_per_chunk as u64;
+        let first_sector = chunk * (self.chunk / SECTOR) as u64;
         let touched = (within / SECTOR)..(within + out.len()).div_ceil(SECTOR);
-        let base = self.layout.random_before(first_sector);
-        let needed = self.layout.random_before(first_sector + touched.end as u64) - base;
-        let mut random = [0u8; CHUNK];
-        lanes::fill(key, &mut random[..needed]);
+        for j in 0..touched.start {
+            lanes.skip(
+                self.layout
+                    .random_in(first_sector + j as u64)
+                    .div_ceil(STEP_BYTES),
+            );
+        }
         let filler = lanes::mix64(key ^ 0x3c6e_f372_fe94_f82b).to_le_bytes();
-
         let sectors_per_unit = self.unit / SECTOR as u64;
         for j in touched {
             let sector = first_sector + j as u64;
-            let start = self.layout.random_before(sector) - base;
-            let end = self.layout.random_before(sector + 1) - base;
-            let tag = self.layout.tag(self.key, id.0 * sectors_per_unit + sector);
-            let spec = SectorFill {
-                random: &random[start..end],
-                tag,
+            let fill = SectorFill {
+                random: self.layout.random_in(sector),
+                tag: self.layout.tag(self.key, id.0 * sectors_per_unit + sector),
                 filler: filler[j % 8] | 1,
                 random_first: sector % 2 == 0,
             };
             let lo = (j * SECTOR).max(within);
             let hi = ((j + 1) * SECTOR).min(within + out.len());
-            spec.write(lo - j * SECTOR, &mut out[lo - within..hi - within]);
+            fill.write(
+                &mut lanes,
+                lo - j * SECTOR,
+                &mut out[lo - within..hi - within],
+            );
         }
     }
 }
 
-/// Fills a slice of an all-random chunk: straight into `out` when it starts the chunk.
-fn fill_random(key: u64, within: usize, out: &mut [u8]) {
-    if within == 0 {
-        return lanes::fill(key, out);
-    }
-    let mut random = [0u8; CHUNK];
-    let end = within + out.len();
-    lanes::fill(key, &mut random[..end]);
-    out.copy_from_slice(&random[within..end]);
-}
-
-/// The makings of one sector: its random bytes, optional tag and filler byte.
-struct SectorFill<'a> {
-    random: &'a [u8],
+/// The makings of one sector: how many bytes are random, its optional tag and filler byte.
+struct SectorFill {
+    random: usize,
     tag: Option<[u8; layout::TAG_BYTES]>,
     filler: u8,
     random_first: bool,
 }
 
-impl SectorFill<'_> {
+impl SectorFill {
     /// Writes bytes `[from, from + out.len())` of the sector into `out`.
-    fn write(&self, from: usize, out: &mut [u8]) {
+    #[inline(always)]
+    fn write(&self, lanes: &mut Lanes, from: usize, out: &mut [u8]) {
         if from == 0 && out.len() == SECTOR {
-            return self.write_whole(out);
+            return self.write_whole(lanes, out);
         }
         let mut sector = [0u8; SECTOR];
-        self.write_whole(&mut sector);
+        self.write_whole(lanes, &mut sector);
         out.copy_from_slice(&sector[from..from + out.len()]);
     }
 
-    fn write_whole(&self, sector: &mut [u8]) {
-        let r = self.random.len();
+    /// Writes a whole sector. The generator's steps are written whole, from the sector's
+    /// start (random first) or ending at its end (random last); the filler then covers the
+    /// step bytes beyond the `r` random ones. So even sectors keep the first `r` bytes of
+    /// their steps and odd sectors the last `r`, and no write leaves the sector.
+    #[inline(always)]
+    fn write_whole(&self, lanes: &mut Lanes, sector: &mut [u8]) {
+        let r = self.random;
+        let stepped = r.div_ceil(STEP_BYTES) * STEP_BYTES;
         let (random, filler) = if self.random_first {
-            let (a, b) = sector.split_at_mut(r);
-            (a, b)
+            lanes.fill(&mut sector[..stepped]);
+            let (random, filler) = sector.split_at_mut(r);
+            (random, filler)
         } else {
-            let (b, a) = sector.split_at_mut(SECTOR - r);
-            (a, b)
+            lanes.fill(&mut sector[SECTOR - stepped..]);
+            let (filler, random) = sector.split_at_mut(SECTOR - r);
+            (random, filler)
         };
-        random.copy_from_slice(self.random);
         if let Some(tag) = self.tag {
             random[..tag.len()].copy_from_slice(&tag);
         }
-        filler.fill(self.filler);
+        splat(filler, self.filler);
     }
+}
+
+/// Sets every byte of `out` to `byte` with whole 64-byte stores, the last one overlapping.
+#[inline(always)]
+fn splat(out: &mut [u8], byte: u8) {
+    const WIDE: usize = 64;
+    let wide = [byte; WIDE];
+    if out.len() < WIDE {
+        return out.fill(byte);
+    }
+    let len = out.len();
+    for block in out.chunks_exact_mut(WIDE) {
+        block.copy_from_slice(&wide);
+    }
+    out[len - WIDE..].copy_from_slice(&wide);
 }
 
 #[cfg(test)]
