@@ -128,9 +128,16 @@ pub struct MountHandle {
     path: PathBuf,
     session: Option<BackgroundSession>,
     core: Arc<FsCore>,
-    started: Instant,
-    samples: Mutex<VecDeque<(Instant, u64)>>,
+    stats: StatsReader,
     auto_unmount: bool,
+}
+
+/// Reads the counters of a mount from any thread; cloning it is cheap.
+#[derive(Debug, Clone)]
+pub struct StatsReader {
+    core: Arc<FsCore>,
+    started: Instant,
+    samples: Arc<Mutex<VecDeque<(Instant, u64)>>>,
 }
 
 /// Mounts the tree of `opts` and returns once the kernel serves it.
@@ -157,14 +164,18 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
     tracing::info!(path = %path.display(), threads = opts.thread_count(), "mounted");
 
     let started = Instant::now();
-    let samples = Mutex::new(VecDeque::from([(started, 0)]));
+    let samples = Arc::new(Mutex::new(VecDeque::from([(started, 0)])));
+    let stats = StatsReader {
+        core: Arc::clone(&core),
+        started,
+        samples,
+    };
     let auto_unmount = opts.auto_unmount;
     Ok(MountHandle {
         path,
         session: Some(session),
         core,
-        started,
-        samples,
+        stats,
         auto_unmount,
     })
 }
@@ -320,36 +331,12 @@ impl MountHandle {
 
     /// Counters and recent throughput.
     pub fn stats(&self) -> MountStats {
-        let counters = self.core.counters();
-        let (now, bytes) = (Instant::now(), counters.bytes());
-        MountStats {
-            bytes_read: bytes,
-            reads: counters.reads(),
-            opens: counters.opens(),
-            uptime: now - self.started,
-            recent_bytes_per_sec: self.sample_rate(now, bytes),
-        }
+        self.stats.stats()
     }
 
-    /// Records `(now, bytes)` and returns the rate since the oldest sample in the window.
-    fn sample_rate(&self, now: Instant, bytes: u64) -> f64 {
-        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        while samples.len() > 1 && now - samples[1].0 >= RATE_WINDOW {
-            samples.pop_front();
-        }
-        let &(then, before) = samples.front().unwrap_or(&(now, bytes));
-        if samples
-            .back()
-            .is_none_or(|&(last, _)| now - last >= Duration::from_millis(500))
-        {
-            samples.push_back((now, bytes));
-        }
-        let secs = (now - then).as_secs_f64();
-        if secs > 0.0 {
-            bytes.saturating_sub(before) as f64 / secs
-        } else {
-            0.0
-        }
+    /// A reader of this mount's counters that other threads can keep.
+    pub fn stats_reader(&self) -> StatsReader {
+        self.stats.clone()
     }
 
     /// Unmounts and waits for the session threads to end.
@@ -379,6 +366,42 @@ impl MountHandle {
             Ok(()) => Ok(()),
             Err(err) if err.raw_os_error() == Some(libc::EBUSY) => force_unmount(&self.path),
             Err(err) => Err(io_err(err)),
+        }
+    }
+}
+
+impl StatsReader {
+    /// Counters and recent throughput.
+    pub fn stats(&self) -> MountStats {
+        let counters = self.core.counters();
+        let (now, bytes) = (Instant::now(), counters.bytes());
+        MountStats {
+            bytes_read: bytes,
+            reads: counters.reads(),
+            opens: counters.opens(),
+            uptime: now - self.started,
+            recent_bytes_per_sec: self.sample_rate(now, bytes),
+        }
+    }
+
+    /// Records `(now, bytes)` and returns the rate since the oldest sample in the window.
+    fn sample_rate(&self, now: Instant, bytes: u64) -> f64 {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        while samples.len() > 1 && now - samples[1].0 >= RATE_WINDOW {
+            samples.pop_front();
+        }
+        let &(then, before) = samples.front().unwrap_or(&(now, bytes));
+        if samples
+            .back()
+            .is_none_or(|&(last, _)| now - last >= Duration::from_millis(500))
+        {
+            samples.push_back((now, bytes));
+        }
+        let secs = (now - then).as_secs_f64();
+        if secs > 0.0 {
+            bytes.saturating_sub(before) as f64 / secs
+        } else {
+            0.0
         }
     }
 }

@@ -11,12 +11,11 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dgenfs::mount::{mount, MountHandle, MountOptions};
+use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader};
 use dgenfs::tree::{FileSizing, TreeSpec};
 
 use crate::args::{parse_size, ContentArgs};
@@ -128,7 +127,7 @@ fn serve(args: &MountArgs) -> Result<()> {
     let control = Control::start(&handle, &opts)?;
     announce(args, &handle)?;
 
-    let reason = wait_for_stop(&handle, &signals, &control);
+    let reason = wait_for_stop(&handle, &signals);
     tracing::info!(reason, "stopping");
     control.remove();
     handle.unmount()?;
@@ -218,8 +217,8 @@ fn block_stop_signals() -> Result<libc::sigset_t> {
     }
 }
 
-/// Waits for a stop signal or an outside unmount, refreshing the status every second.
-fn wait_for_stop(handle: &MountHandle, signals: &libc::sigset_t, control: &Control) -> String {
+/// Waits for a stop signal or an outside unmount, sampling throughput every second.
+fn wait_for_stop(handle: &MountHandle, signals: &libc::sigset_t) -> String {
     let timeout = libc::timespec {
         tv_sec: 1,
         tv_nsec: 0,
@@ -233,15 +232,15 @@ fn wait_for_stop(handle: &MountHandle, signals: &libc::sigset_t, control: &Contr
         if !handle.is_mounted() {
             return "unmounted from outside".to_owned();
         }
-        control.refresh(handle);
+        // Sampling keeps the recent throughput current between status queries.
+        handle.stats();
     }
 }
 
-/// The control socket of a mount and the status text it serves.
+/// The control socket of a mount; a thread answers each connection with fresh counters.
 struct Control {
     socket: PathBuf,
-    text: Arc<Mutex<String>>,
-    fixed: Status,
+    log: PathBuf,
 }
 
 impl Control {
@@ -254,38 +253,36 @@ impl Control {
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)
             .with_context(|| format!("cannot bind {}", socket.display()))?;
-        let control = Control {
-            socket,
-            text: Arc::default(),
-            fixed: fixed_status(handle, opts),
-        };
-        control.refresh(handle);
-        let text = Arc::clone(&control.text);
+        let (fixed, stats) = (fixed_status(handle, opts), handle.stats_reader());
         std::thread::Builder::new()
             .name("control".to_owned())
-            .spawn(move || serve_control(&listener, &text))
+            .spawn(move || serve_control(&listener, &fixed, &stats))
             .context("cannot start the control thread")?;
-        Ok(control)
+        let log = registry::log_path(handle.path());
+        Ok(Control { socket, log })
     }
 
-    fn refresh(&self, handle: &MountHandle) {
-        let stats = handle.stats();
-        let mut status = self.fixed.clone();
-        let mut put = |k: &str, v: String| status.0.insert(k.to_owned(), v);
-        put("bytes_read", stats.bytes_read.to_string());
-        put("reads", stats.reads.to_string());
-        put("opens", stats.opens.to_string());
-        put("uptime_secs", format!("{:.0}", stats.uptime.as_secs_f64()));
-        put(
-            "bytes_per_sec",
-            format!("{:.0}", stats.recent_bytes_per_sec),
-        );
-        *self.text.lock().unwrap_or_else(|e| e.into_inner()) = status.render();
-    }
-
+    /// Removes the socket, and the log, which a clean stop makes uninteresting.
     fn remove(&self) {
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The fixed status with the current counters added.
+fn current_status(fixed: &Status, stats: &StatsReader) -> Status {
+    let stats = stats.stats();
+    let mut status = fixed.clone();
+    let mut put = |k: &str, v: String| status.0.insert(k.to_owned(), v);
+    put("bytes_read", stats.bytes_read.to_string());
+    put("reads", stats.reads.to_string());
+    put("opens", stats.opens.to_string());
+    put("uptime_secs", format!("{:.0}", stats.uptime.as_secs_f64()));
+    put(
+        "bytes_per_sec",
+        format!("{:.0}", stats.recent_bytes_per_sec),
+    );
+    status
 }
 
 /// The parts of the status that never change.
@@ -308,10 +305,10 @@ fn fixed_status(handle: &MountHandle, opts: &MountOptions) -> Status {
     Status(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
-fn serve_control(listener: &UnixListener, text: &Mutex<String>) {
+fn serve_control(listener: &UnixListener, fixed: &Status, stats: &StatsReader) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
-        let reply = text.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let reply = current_status(fixed, stats).render();
         if let Err(err) = stream.write_all(reply.as_bytes()) {
             tracing::debug!(%err, "status client went away");
         }
@@ -340,14 +337,27 @@ fn spawn_daemon(args: &MountArgs) -> Result<()> {
     };
     let mut child = cmd.spawn().context("cannot start the mount daemon")?;
     let stdout = child.stdout.take().context("daemon has no stdout")?;
-    if relay_report(BufReader::new(stdout))? {
-        return Ok(());
+    match relay_report(BufReader::new(stdout)) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(err) => {
+            forget_log(&args.mountpoint, &log_path);
+            return Err(err);
+        }
     }
     let status = child.wait().context("cannot wait for the mount daemon")?;
     bail!(
         "mount daemon exited ({status}) before the mount was live; see {}",
         log_path.display()
     )
+}
+
+/// Removes the log of a daemon that reported its error, unless another daemon owns it.
+fn forget_log(mountpoint: &Path, log: &Path) {
+    let socket = registry::socket_path(&registry::canonical(mountpoint));
+    if registry::query(&socket).is_err() {
+        let _ = std::fs::remove_file(log);
+    }
 }
 
 fn open_log(path: &Path) -> Result<File> {

@@ -35,6 +35,7 @@ pub fn run(args: &UmountArgs) -> Result<()> {
         stop_daemon(pid, &path);
     }
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(registry::log_path(&path));
     if is_mount_point(&path) {
         force_unmount(&path)?;
     } else if daemon.is_none() {
