@@ -15,13 +15,12 @@ venv="${1:?usage: python/run-tests.sh VENV [pytest args...]}"
 shift
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q pytest mypy numpy
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}" \
     "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$here"
 
 if [ -z "${MOUNTCTL:-}" ]; then
-    (cd "$repo" && cargo build --release -q -p mountctl)
+    (cd "$repo" && cargo build --release --locked -q -p mountctl)
     export MOUNTCTL="$repo/target/release/mountctl"
 fi
 

@@ -13,6 +13,9 @@ mod oneshot;
 mod threads;
 mod view;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 #[pymodule]
@@ -26,4 +29,19 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(oneshot::create_bytearrays, m)?)?;
     m.add("CONTENT_VERSION", dgenfs::CONTENT_VERSION)?;
     Ok(())
+}
+
+/// Runs `work`, turning a panic into a `RuntimeError` that says what was being done.
+///
+/// pyo3 would raise `PanicException`, which derives from `BaseException` and so escapes
+/// `except Exception`; a bug here should look like any other failed call instead.
+fn no_panic<T>(doing: &str, work: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        PyRuntimeError::new_err(format!("internal error while {doing}: {message}"))
+    })
 }

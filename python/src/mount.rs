@@ -106,7 +106,7 @@ pub fn mount(
     opts.auto_unmount = auto_unmount;
 
     let handle = py
-        .detach(|| dgenfs::mount::mount(&opts))
+        .detach(|| crate::no_panic("mounting", || dgenfs::mount::mount(&opts)))?
         .map_err(mount_error)?;
     Ok(PyMountHandle {
         path: handle.path().to_owned(),
@@ -163,7 +163,9 @@ impl PyMountHandle {
     fn unmount(&self, py: Python<'_>) -> PyResult<()> {
         let handle = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         match handle {
-            Some(handle) => py.detach(|| handle.unmount()).map_err(mount_error),
+            Some(handle) => py
+                .detach(|| crate::no_panic("unmounting", || handle.unmount()))?
+                .map_err(mount_error),
             None => Ok(()),
         }
     }

@@ -4,11 +4,10 @@
 //! The bytes never depend on this choice; only the speed does.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dgenfs::Generator;
-use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
 /// The threads that fill a buffer.
@@ -35,18 +34,10 @@ impl Threads {
     /// Fills `out` with the stream of `generator` from `offset` on, turning a panic into a
     /// `RuntimeError`. Runs without the GIL when the caller has detached.
     pub fn fill(&self, generator: &Generator, offset: u64, out: &mut [u8]) -> PyResult<()> {
-        let result = catch_unwind(AssertUnwindSafe(|| match self {
+        crate::no_panic("generating data", || match self {
             Threads::Calling => generator.fill(offset, out),
             Threads::Global => generator.fill_par(offset, out),
             Threads::Pool(pool) => pool.install(|| generator.fill_par(offset, out)),
-        }));
-        result.map_err(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            PyRuntimeError::new_err(format!("internal error while generating data: {message}"))
         })
     }
 }
