@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 use tracing::debug_span;
 
@@ -23,6 +24,9 @@ use crate::tree::Ino;
 
 /// How long the kernel may cache attributes and entries: the tree never changes.
 const TTL: Duration = Duration::from_secs(3600);
+
+/// Background requests (read-ahead, async direct I/O) the kernel may keep queued.
+const MAX_BACKGROUND: u16 = 64;
 
 /// Alignment of the reply buffer: a huge page, so the kernel copies from few TLB entries.
 const BUF_ALIGN: usize = 2 << 20;
@@ -143,6 +147,19 @@ thread_local! {
 }
 
 impl Filesystem for FuseAdapter {
+    /// Asks for asynchronous direct I/O (so libaio keeps several reads in flight) and
+    /// parallel lookups, and lets more background requests queue than the default 16.
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        for wanted in [InitFlags::FUSE_ASYNC_DIO, InitFlags::FUSE_PARALLEL_DIROPS] {
+            if let Err(missing) = config.add_capabilities(wanted) {
+                tracing::debug!(?missing, "kernel lacks a FUSE capability");
+            }
+        }
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _span = debug_span!("lookup", ino = parent.0, ?name).entered();
         match self.core.lookup(Ino(parent.0), name) {

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# FUSE read speed of a dgenfs mount next to the same-size files on tmpfs (/dev/shm), in one
+# run, plus time and RSS to mount 10 TiB / 10 million files. Prints a markdown table for
+# docs/BENCHMARKS.md. Needs root, /dev/fuse, fio and python3; uses about 2 x FILE of RAM.
+#
+#   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS]      (defaults: 4G, 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+file_size=${1:-4G}
+fio_secs=${2:-10}
+mountctl=target/release/mountctl
+cargo build --release -q -p mountctl
+
+work=$(mktemp -d /tmp/dgenfs-bench.XXXXXX)
+mnt=$work/mnt
+big=$work/big
+shm=/dev/shm/dgenfs-bench.$$
+mkdir -p "$mnt" "$big" "$shm"
+cleanup() {
+    "$mountctl" umount "$mnt" >/dev/null 2>&1 || true
+    "$mountctl" umount "$big" >/dev/null 2>&1 || true
+    rm -rf "$shm" "$work"
+}
+trap cleanup EXIT
+
+"$mountctl" mount "$mnt" --size "$file_size" --files 1 --seed 1 >/dev/null
+bytes=$(stat -c %s "$mnt/file_0")
+"$mountctl" umount "$mnt" >/dev/null
+"$mountctl" mount "$mnt" --size $((2 * bytes)) --files 2 --seed 1 --compress 1 >/dev/null
+"$mountctl" generate --size "$bytes" --seed 1 -o "$shm/file_0" 2>/dev/null
+"$mountctl" generate --size "$bytes" --offset "$bytes" --seed 1 -o "$shm/file_1" 2>/dev/null
+
+now() { date +%s.%N; }
+
+# GB/s (10^9) of reading $2.. files in parallel with dd bs=1M, best of 3.
+dd_rate() {
+    local best=0 start end rate
+    for _ in 1 2 3; do
+        start=$(now)
+        for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
+        wait
+        end=$(now)
+        rate=$(python3 -c "print(f'{$# * $bytes / ($end - $start) / 1e9:.2f}')")
+        best=$(python3 -c "print(max($best, $rate))")
+    done
+    echo "$best"
+}
+
+cp_rate() {
+    local start end
+    start=$(now)
+    cp "$1" /dev/null
+    end=$(now)
+    python3 -c "print(f'{$bytes / ($end - $start) / 1e9:.2f}')"
+}
+
+# fio randread on one file: prints "GB/s IOPS". Extra fio flags may follow the five.
+fio_rate() {
+    local file=$1 bs=$2 engine=$3 direct=$4 depth=$5
+    shift 5
+    fio "$@" --name=r --filename="$file" --readonly --rw=randread --bs="$bs" --ioengine="$engine" \
+        --direct="$direct" --iodepth="$depth" --numjobs=2 --time_based --runtime="$fio_secs" \
+        --group_reporting --output-format=json 2>/dev/null |
+        python3 -c 'import json,sys; r=json.load(sys.stdin)["jobs"][0]["read"];
+print("%.2f %.0f" % (r["bw_bytes"] / 1e9, r["iops"]))'
+}
+
+row() { # name, fuse value, tmpfs value
+    python3 -c "
+f, t = float('$2'), float('$3')
+show = lambda v: f'{v:.0f}' if v >= 1000 else f'{v:g}'
+print(f'| $1 | {show(f)} | {show(t)} | {f / t:.2f} |')"
+}
+
+echo "| workload (file of $(numfmt --to=iec "$bytes")) | dgenfs | tmpfs | ratio |"
+echo "|---|---|---|---|"
+row "dd bs=1M, 1 reader (GB/s)" "$(dd_rate "$mnt/file_0")" "$(dd_rate "$shm/file_0")"
+row "dd bs=1M, 2 readers (GB/s total)" "$(dd_rate "$mnt/file_0" "$mnt/file_1")" \
+    "$(dd_rate "$shm/file_0" "$shm/file_1")"
+row "cp to /dev/null (GB/s)" "$(cp_rate "$mnt/file_0")" "$(cp_rate "$shm/file_0")"
+for spec in "4k psync 0 1" "1M psync 0 1" "4k libaio 1 16" "1M libaio 1 16"; do
+    set -- $spec
+    read -r fb fi <<<"$(fio_rate "$mnt/file_0" "$@")"
+    read -r tb ti <<<"$(fio_rate "$shm/file_0" "$@")"
+    label="fio randread $1 $2, 2 jobs"
+    [ "$3" = 1 ] && label="fio randread $1 $2 direct qd$4, 2 jobs"
+    row "$label (GB/s)" "$fb" "$tb"
+    row "$label (IOPS)" "$fi" "$ti"
+done
+pid=$("$mountctl" status "$mnt" | sed -n 's/.*pid \([0-9]*\).*/\1/p')
+served=$("$mountctl" status "$mnt" | sed -n 's/.*served: \(.*\) in.*/\1/p')
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+
+# Page-cache mode: the first pass fills the cache, the measured pass reads from it.
+"$mountctl" umount "$mnt" >/dev/null
+"$mountctl" mount "$mnt" --size $((2 * bytes)) --files 2 --seed 1 --kernel-cache >/dev/null
+cat "$mnt/file_0" >/dev/null
+read -r fb fi <<<"$(fio_rate "$mnt/file_0" 4k psync 0 1 --invalidate=0)"
+read -r tb ti <<<"$(fio_rate "$shm/file_0" 4k psync 0 1 --invalidate=0)"
+row "fio randread 4k psync, 2 jobs, --kernel-cache, cached (IOPS)" "$fi" "$ti"
+echo
+echo "Daemon RSS after serving $served: $((rss / 1024)) MiB."
+
+start=$(now)
+"$mountctl" mount "$big" --size 10T --files 10000000 --seed 1 >/dev/null
+end=$(now)
+pid=$("$mountctl" status "$big" | sed -n 's/.*pid \([0-9]*\).*/\1/p')
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+last=$(find "$big" -maxdepth 1 -name 'dir_*' | sort | tail -1)
+deep=$(find "$last" -maxdepth 1 -name 'dir_*' | sort | tail -1)
+count=$(find "$deep" -type f | wc -l)
+echo "Mount of 10 TiB / 10,000,000 files (2 directory levels, 1000 per dir):" \
+    "$(python3 -c "print(f'{($end - $start) * 1000:.0f}')") ms until \`mountctl mount\`" \
+    "returned, daemon RSS $((rss / 1024)) MiB; the last leaf directory lists $count files."
