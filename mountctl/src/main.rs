@@ -28,6 +28,7 @@ enum Command {
     /// Measure fill speed next to memcpy and memset
     Bench(bench::BenchArgs),
     /// Mount a synthetic tree; returns once it is live (a daemon keeps serving it)
+    #[command(after_help = mount::EXAMPLES)]
     Mount(mount::MountArgs),
     /// Unmount a tree and stop its daemon; also clears stale mounts
     Umount(umount::UmountArgs),

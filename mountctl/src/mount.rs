@@ -11,7 +11,6 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -20,6 +19,13 @@ use dgenfs::tree::{FileSizing, TreeSpec};
 
 use crate::args::{parse_size, ContentArgs};
 use crate::registry::{self, Status};
+
+/// Shown after `mountctl mount --help`.
+pub const EXAMPLES: &str = "Examples:
+  mountctl mount /mnt/synth --size 10T --compress 2 --dedup 1.5
+  dd if=/mnt/synth/dir_00/file_00000 of=/dev/null bs=1M
+  mountctl status /mnt/synth
+  mountctl umount /mnt/synth";
 
 /// Flags of `mountctl mount`.
 #[derive(Debug, Args)]
@@ -157,13 +163,15 @@ fn announce(args: &MountArgs, handle: &MountHandle) -> Result<()> {
 fn summary(handle: &MountHandle) -> String {
     let (tree, spec) = (handle.tree(), handle.content());
     format!(
-        "mounted {}: {} files of {} ({} total, {} dir levels), compress {}, dedup {}, \
+        "mounted {}: {} file{} of {} ({} total) in {} director{}, compress {}, dedup {}, \
          dedup unit {}",
         handle.path().display(),
         tree.files(),
+        if tree.files() == 1 { "" } else { "s" },
         human_bytes(tree.file_size()),
         human_bytes(tree.size()),
-        tree.depth(),
+        tree.dirs(),
+        if tree.dirs() == 1 { "y" } else { "ies" },
         spec.compress,
         spec.dedup,
         human_bytes(spec.dedup_unit),

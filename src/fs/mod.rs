@@ -238,9 +238,13 @@ impl FsCore {
         };
         let len = self.tree.file_len(file);
         let n = len.saturating_sub(offset).min(buf.len() as u64) as usize;
-        self.generator
-            .fill(self.tree.file_stream_offset(file) + offset, &mut buf[..n]);
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            // At or past the end; `offset` may be near u64::MAX, so add nothing to it.
+            return Ok(0);
+        }
+        let start = self.tree.file_stream_offset(file) + offset;
+        self.generator.fill(start, &mut buf[..n]);
         self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
