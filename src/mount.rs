@@ -163,13 +163,7 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
     })?;
     tracing::info!(path = %path.display(), threads = opts.thread_count(), "mounted");
 
-    let started = Instant::now();
-    let samples = Arc::new(Mutex::new(VecDeque::from([(started, 0)])));
-    let stats = StatsReader {
-        core: Arc::clone(&core),
-        started,
-        samples,
-    };
+    let stats = StatsReader::new(Arc::clone(&core));
     let auto_unmount = opts.auto_unmount;
     Ok(MountHandle {
         path,
@@ -371,6 +365,17 @@ impl MountHandle {
 }
 
 impl StatsReader {
+    /// Starts counting time and throughput from now.
+    fn new(core: Arc<FsCore>) -> StatsReader {
+        let started = Instant::now();
+        let samples = Arc::new(Mutex::new(VecDeque::from([(started, 0)])));
+        StatsReader {
+            core,
+            started,
+            samples,
+        }
+    }
+
     /// Counters and recent throughput.
     pub fn stats(&self) -> MountStats {
         let counters = self.core.counters();
