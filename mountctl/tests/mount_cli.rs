@@ -136,6 +136,8 @@ fn kill_9_then_umount_leaves_no_stale_mount() {
     wait_until("the daemon to die", || !alive(pid));
     let err = std::fs::metadata(m.path.join("file_0")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
+    let status = text(&mountctl(&["status", m.arg()]).stdout);
+    assert!(status.contains("no mountctl daemon"), "{status}");
 
     let out = mountctl(&["umount", m.arg()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
