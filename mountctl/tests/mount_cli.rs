@@ -21,7 +21,10 @@ fn fuse_available() -> bool {
 }
 
 fn mountctl(args: &[&str]) -> Output {
-    Command::new(MOUNTCTL).args(args).output().expect("mountctl runs")
+    Command::new(MOUNTCTL)
+        .args(args)
+        .output()
+        .expect("mountctl runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -53,8 +56,12 @@ impl CliMount {
         let out = mountctl(&["status", self.arg()]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        let pid = stdout.split("pid ").nth(1).and_then(|r| r.split_whitespace().next());
-        pid.and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no pid in {stdout}"))
+        let pid = stdout
+            .split("pid ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next());
+        pid.and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {stdout}"))
     }
 }
 
@@ -83,7 +90,10 @@ fn alive(pid: i32) -> bool {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -101,11 +111,20 @@ fn mount_prints_seed_and_summary_and_serves_generate_bytes() {
 
     let file = std::fs::read(m.path.join("file_1")).unwrap();
     let generated = mountctl(&["generate", "--size", "3M", "--offset", "3M", "--seed", "77"]);
-    assert!(file == generated.stdout, "file_1 differs from mountctl generate");
-    assert_eq!(std::fs::metadata(m.path.join("file_3")).unwrap().len(), 1 << 20);
+    assert!(
+        file == generated.stdout,
+        "file_1 differs from mountctl generate"
+    );
+    assert_eq!(
+        std::fs::metadata(m.path.join("file_3")).unwrap().len(),
+        1 << 20
+    );
 
     let status = text(&mountctl(&["status"]).stdout);
-    assert!(status.contains(m.arg()) && status.contains("seed 77"), "{status}");
+    assert!(
+        status.contains(m.arg()) && status.contains("seed 77"),
+        "{status}"
+    );
     assert!(status.contains("served: 3 MiB"), "{status}");
 }
 
@@ -159,17 +178,37 @@ fn errors_are_one_line() {
     let cases = [
         (vec!["mount", missing.to_str().unwrap()], "does not exist"),
         (vec!["mount", file.to_str().unwrap()], "is not a directory"),
-        (vec!["mount", dir.path().to_str().unwrap(), "--compress", "100"], "invalid compress"),
-        (vec!["mount", dir.path().to_str().unwrap(), "--size", "10X"], "invalid size"),
-        (vec!["mount", dir.path().to_str().unwrap(), "--files-per-dir", "1"], "files-per-dir"),
-        (vec!["umount", dir.path().to_str().unwrap()], "is not mounted"),
+        (
+            vec!["mount", dir.path().to_str().unwrap(), "--compress", "100"],
+            "invalid compress",
+        ),
+        (
+            vec!["mount", dir.path().to_str().unwrap(), "--size", "10X"],
+            "invalid size",
+        ),
+        (
+            vec![
+                "mount",
+                dir.path().to_str().unwrap(),
+                "--files-per-dir",
+                "1",
+            ],
+            "files-per-dir",
+        ),
+        (
+            vec!["umount", dir.path().to_str().unwrap()],
+            "is not mounted",
+        ),
     ];
     for (args, expected) in cases {
         let out = mountctl(&args);
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("mountctl: ") && stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.starts_with("mountctl: ") && stderr.contains(expected),
+            "{stderr}"
+        );
     }
 }
 
@@ -182,8 +221,15 @@ fn second_mount_on_the_same_point_is_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = mountctl(&["mount", m.arg(), "--size", "1M"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("already a mount point"), "{}", text(&out.stderr));
-    assert!(m.path.join("file_0").exists(), "the first mount must survive");
+    assert!(
+        text(&out.stderr).contains("already a mount point"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        m.path.join("file_0").exists(),
+        "the first mount must survive"
+    );
 }
 
 #[test]
@@ -194,7 +240,13 @@ fn foreground_mount_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().canonicalize().unwrap();
     let mut child = Command::new(MOUNTCTL)
-        .args(["mount", path.to_str().unwrap(), "--foreground", "--size", "1M"])
+        .args([
+            "mount",
+            path.to_str().unwrap(),
+            "--foreground",
+            "--size",
+            "1M",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
