@@ -105,45 +105,108 @@ impl Lanes {
     /// last step are dropped.
     #[inline]
     pub fn fill(&mut self, out: &mut [u8]) {
-        match isa() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
-            Isa::Avx512 => unsafe { fill_avx512(self, out) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: isa() reports Avx2 only when the CPU has AVX2.
-            Isa::Avx2 => unsafe { fill_avx2(self, out) },
-            Isa::Portable => self.fill_inline(out),
+        let whole = out.len() / STEP_BYTES;
+        let (head, tail) = out.split_at_mut(whole * STEP_BYTES);
+        self.fill_runs(
+            head,
+            &[Run {
+                at: 0,
+                steps: whole,
+            }],
+            &[],
+        );
+        if !tail.is_empty() {
+            let mut bytes = [0u8; STEP_BYTES];
+            self.fill_runs(&mut bytes, &[Run { at: 0, steps: 1 }], &[]);
+            tail.copy_from_slice(&bytes[..tail.len()]);
         }
     }
 
-    /// The single implementation every instruction-set variant compiles. The state is copied
-    /// into a local so that it lives in vector registers for the whole loop.
-    #[inline(always)]
-    fn fill_inline(&mut self, out: &mut [u8]) {
-        let mut lanes = self.clone();
-        lanes.fill_local(out);
-        *self = lanes;
+    /// Writes the next steps' output into `out`, run after run: `run.steps` whole steps at
+    /// `out[run.at..]`; then sets the bytes of each [`Splat`]. One call serves a whole
+    /// chunk, so the state stays in registers and the stores are as wide as the CPU allows.
+    ///
+    /// Panics if a run or a splat reaches past the end of `out`.
+    #[inline]
+    pub fn fill_runs(&mut self, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
+            Isa::Avx512 => unsafe { runs_avx512(self, out, runs, splats) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: isa() reports Avx2 only when the CPU has AVX2.
+            Isa::Avx2 => unsafe { runs_avx2(self, out, runs, splats) },
+            Isa::Portable => self.runs_inline(out, runs, splats),
+        }
     }
 
+    /// The portable implementation; the state is copied into a local so that it can live in
+    /// registers for the whole loop.
     #[inline(always)]
-    fn fill_local(&mut self, out: &mut [u8]) {
-        let mut blocks = out.chunks_exact_mut(STEP_BYTES);
-        for block in &mut blocks {
-            let words = self.step();
+    fn runs_inline(&mut self, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
+        let mut lanes = self.clone();
+        for block in run_blocks(out, runs) {
+            let words = lanes.step();
             for (dst, word) in block.chunks_exact_mut(8).zip(words) {
                 dst.copy_from_slice(&word.to_le_bytes());
             }
         }
-        let tail = blocks.into_remainder();
-        if !tail.is_empty() {
-            let words = self.step();
-            let mut bytes = [0u8; STEP_BYTES];
-            for (dst, word) in bytes.chunks_exact_mut(8).zip(words) {
-                dst.copy_from_slice(&word.to_le_bytes());
-            }
-            tail.copy_from_slice(&bytes[..tail.len()]);
-        }
+        *self = lanes;
+        apply_splats(out, splats);
     }
+}
+
+/// `len` bytes at byte `at` of a buffer, all set to `byte`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Splat {
+    /// Byte offset of the first byte.
+    pub at: usize,
+    /// Number of bytes.
+    pub len: usize,
+    /// The value written.
+    pub byte: u8,
+}
+
+/// Writes every splat with whole 64-byte stores, the last one of each overlapping.
+#[inline(always)]
+fn apply_splats(out: &mut [u8], splats: &[Splat]) {
+    for splat in splats {
+        let span = &mut out[splat.at..splat.at + splat.len];
+        let wide = [splat.byte; STEP_BYTES];
+        if span.len() < STEP_BYTES {
+            span.fill(splat.byte);
+            continue;
+        }
+        let len = span.len();
+        for block in span.chunks_exact_mut(STEP_BYTES) {
+            block.copy_from_slice(&wide);
+        }
+        span[len - STEP_BYTES..].copy_from_slice(&wide);
+    }
+}
+
+/// `steps` whole generator steps written at byte `at` of a buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    /// Byte offset of the first step.
+    pub at: usize,
+    /// Number of 64-byte steps.
+    pub steps: usize,
+}
+
+/// The 64-byte blocks the runs cover, in order.
+#[inline(always)]
+fn run_blocks<'a>(out: &'a mut [u8], runs: &'a [Run]) -> impl Iterator<Item = &'a mut [u8]> {
+    let mut rest = out;
+    let mut consumed = 0;
+    runs.iter().flat_map(move |run| {
+        let taken = std::mem::take(&mut rest);
+        let (_, from) = taken.split_at_mut(run.at - consumed);
+        let (blocks, after) = from.split_at_mut(run.steps * STEP_BYTES);
+        consumed = run.at + run.steps * STEP_BYTES;
+        rest = after;
+        blocks.chunks_exact_mut(STEP_BYTES)
+    })
 }
 
 /// Fills `out` with the first `out.len()` bytes of the stream keyed by `key`.
@@ -192,11 +255,11 @@ unsafe fn new_avx2(key: u64) -> Lanes {
     Lanes::new_inline(key)
 }
 
-/// Explicit AVX-512 step: the compiler does not reliably vectorise the portable loop when
+/// Explicit AVX-512 steps: the compiler does not reliably vectorise the portable loop when
 /// the state comes from memory, so the hot loop is written with intrinsics.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq")]
-unsafe fn fill_avx512(lanes: &mut Lanes, out: &mut [u8]) {
+unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
     use std::arch::x86_64::*;
     let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
     // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
@@ -208,8 +271,8 @@ unsafe fn fill_avx512(lanes: &mut Lanes, out: &mut [u8]) {
             _mm512_loadu_si512(ptr.add(3)),
         )
     };
-    let mut step = || {
-        let out = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+    for block in run_blocks(out, runs) {
+        let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
         let t = _mm512_slli_epi64::<17>(s1);
         s2 = _mm512_xor_si512(s2, s0);
         s3 = _mm512_xor_si512(s3, s1);
@@ -217,19 +280,8 @@ unsafe fn fill_avx512(lanes: &mut Lanes, out: &mut [u8]) {
         s0 = _mm512_xor_si512(s0, s3);
         s2 = _mm512_xor_si512(s2, t);
         s3 = _mm512_rol_epi64::<45>(s3);
-        out
-    };
-    let mut blocks = out.chunks_exact_mut(STEP_BYTES);
-    for block in &mut blocks {
         // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
-        unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, step()) };
-    }
-    let tail = blocks.into_remainder();
-    if !tail.is_empty() {
-        let mut bytes = [0u8; STEP_BYTES];
-        // SAFETY: `bytes` is exactly 64 writable bytes.
-        unsafe { _mm512_storeu_si512(bytes.as_mut_ptr() as *mut __m512i, step()) };
-        tail.copy_from_slice(&bytes[..tail.len()]);
+        unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, word) };
     }
     // SAFETY: as for the loads above.
     unsafe {
@@ -238,12 +290,13 @@ unsafe fn fill_avx512(lanes: &mut Lanes, out: &mut [u8]) {
         _mm512_storeu_si512(ptr.add(2), s2);
         _mm512_storeu_si512(ptr.add(3), s3);
     }
+    apply_splats(out, splats);
 }
 
-/// Explicit AVX2 step: each state word is two 256-bit vectors (lanes 0-3 and 4-7).
+/// Explicit AVX2 steps: each state word is two 256-bit vectors (lanes 0-3 and 4-7).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(lanes: &mut Lanes, out: &mut [u8]) {
+unsafe fn runs_avx2(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
     use std::arch::x86_64::*;
     #[inline(always)]
     fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
@@ -258,11 +311,10 @@ unsafe fn fill_avx2(lanes: &mut Lanes, out: &mut [u8]) {
             *v = unsafe { _mm256_loadu_si256(ptr.add(w * 2 + h)) };
         }
     }
-    let mut step = || {
-        let mut out = [_mm256_setzero_si256(); 2];
+    for block in run_blocks(out, runs) {
         for h in 0..2 {
             let [s0, s1, s2, s3] = [s[0][h], s[1][h], s[2][h], s[3][h]];
-            out[h] = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+            let word = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
             let t = _mm256_slli_epi64::<17>(s1);
             let s2 = _mm256_xor_si256(s2, s0);
             let s3 = _mm256_xor_si256(s3, s1);
@@ -271,26 +323,9 @@ unsafe fn fill_avx2(lanes: &mut Lanes, out: &mut [u8]) {
             let s2 = _mm256_xor_si256(s2, t);
             let s3 = rotl::<45, 19>(s3);
             [s[0][h], s[1][h], s[2][h], s[3][h]] = [s0, s1, s2, s3];
+            // SAFETY: `block` is exactly 64 writable bytes; half h is bytes 32h..32h+32.
+            unsafe { _mm256_storeu_si256(block.as_mut_ptr().add(32 * h) as *mut __m256i, word) };
         }
-        out
-    };
-    let mut write = |dst: &mut [u8]| {
-        let [lo, hi] = step();
-        // SAFETY: `dst` is exactly 64 writable bytes; the stores are unaligned.
-        unsafe {
-            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, lo);
-            _mm256_storeu_si256(dst.as_mut_ptr().add(32) as *mut __m256i, hi);
-        }
-    };
-    let mut blocks = out.chunks_exact_mut(STEP_BYTES);
-    for block in &mut blocks {
-        write(block);
-    }
-    let tail = blocks.into_remainder();
-    if !tail.is_empty() {
-        let mut bytes = [0u8; STEP_BYTES];
-        write(&mut bytes);
-        tail.copy_from_slice(&bytes[..tail.len()]);
     }
     for (w, pair) in s.iter().enumerate() {
         for (h, v) in pair.iter().enumerate() {
@@ -298,6 +333,7 @@ unsafe fn fill_avx2(lanes: &mut Lanes, out: &mut [u8]) {
             unsafe { _mm256_storeu_si256(ptr.add(w * 2 + h), *v) };
         }
     }
+    apply_splats(out, splats);
 }
 
 #[cfg(test)]
@@ -328,18 +364,56 @@ mod tests {
                 let mut got = vec![0u8; len];
                 fill(key, &mut got);
                 assert_eq!(got, reference(key, len), "key {key} len {len}");
-                let mut portable = vec![0u8; len];
-                Lanes::new_inline(key).fill_inline(&mut portable);
-                assert_eq!(portable, got);
+                let whole = len / STEP_BYTES * STEP_BYTES;
+                let runs = [Run {
+                    at: 0,
+                    steps: len / STEP_BYTES,
+                }];
+                let mut portable = vec![0u8; whole];
+                Lanes::new_inline(key).runs_inline(&mut portable, &runs, &[]);
+                assert_eq!(portable, got[..whole]);
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
-                    let mut avx2 = vec![0u8; len];
+                    let mut avx2 = vec![0u8; whole];
                     // SAFETY: AVX2 support checked just above.
-                    unsafe { fill_avx2(&mut Lanes::new_inline(key), &mut avx2) };
-                    assert_eq!(avx2, got);
+                    unsafe { runs_avx2(&mut Lanes::new_inline(key), &mut avx2, &runs, &[]) };
+                    assert_eq!(avx2, got[..whole]);
                 }
             }
         }
+    }
+
+    #[test]
+    fn runs_continue_one_stream() {
+        let mut whole = vec![0u8; 640];
+        fill(5, &mut whole);
+        let mut gapped = vec![0u8; 1000];
+        let runs = [
+            Run { at: 10, steps: 3 },
+            Run { at: 300, steps: 0 },
+            Run { at: 400, steps: 7 },
+        ];
+        let splats = [
+            Splat {
+                at: 202,
+                len: 98,
+                byte: 7,
+            },
+            Splat {
+                at: 848,
+                len: 152,
+                byte: 9,
+            },
+        ];
+        Lanes::new(5).fill_runs(&mut gapped, &runs, &splats);
+        assert_eq!(gapped[10..202], whole[..192]);
+        assert_eq!(gapped[400..848], whole[192..]);
+        assert!(gapped[..10]
+            .iter()
+            .chain(&gapped[300..400])
+            .all(|&b| b == 0));
+        assert!(gapped[202..300].iter().all(|&b| b == 7));
+        assert!(gapped[848..].iter().all(|&b| b == 9));
     }
 
     #[test]

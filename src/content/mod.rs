@@ -24,7 +24,7 @@ pub mod layout;
 use rayon::prelude::*;
 
 pub use dedup::{ContentId, DedupMap, UnitIndex};
-use lanes::{Lanes, STEP_BYTES};
+use lanes::{Lanes, Run, Splat, STEP_BYTES};
 use layout::{Layout, SECTOR};
 
 use crate::spec::{ContentSpec, SpecError};
@@ -138,41 +138,66 @@ impl Generator {
     /// Fills `out` with bytes `[within, within + out.len())` of one chunk of a unit.
     ///
     /// The chunk's generator gives each sector, in order, `ceil(r / 64)` steps of output, of
-    /// which the sector keeps `r` bytes as its random part (see [`SectorFill::write_whole`]).
+    /// which the sector keeps `r` bytes as its random part (see [`SectorFill::run`]).
     #[inline]
     fn fill_chunk(&self, id: ContentId, chunk: u64, within: usize, out: &mut [u8]) {
         let key = self.chunk_key(id, chunk);
         let mut lanes = Lanes::new(key);
-        if self.layout.is_all_random() && within == 0 && out.len() == self.chunk {
+        let whole = within == 0 && out.len() == self.chunk;
+        if whole && self.layout.is_all_random() {
             return lanes.fill(out);
         }
 
         let first_sector = chunk * (self.chunk / SECTOR) as u64;
-        let touched = (within / SECTOR)..(within + out.len()).div_ceil(SECTOR);
-        for j in 0..touched.start {
-            lanes.skip(
-                self.layout
-                    .random_in(first_sector + j as u64)
-                    .div_ceil(STEP_BYTES),
-            );
-        }
         let filler = lanes::mix64(key ^ 0x3c6e_f372_fe94_f82b).to_le_bytes();
-        let sectors_per_unit = self.unit / SECTOR as u64;
-        for j in touched {
+        let sector_fill = |j: usize| {
             let sector = first_sector + j as u64;
-            let fill = SectorFill {
+            SectorFill {
                 random: self.layout.random_in(sector),
-                tag: self.layout.tag(self.key, id.0 * sectors_per_unit + sector),
+                tag: self
+                    .layout
+                    .tag(self.key, id.0 * (self.unit / SECTOR as u64) + sector),
                 filler: filler[j % 8] | 1,
                 random_first: sector % 2 == 0,
-            };
+            }
+        };
+        if whole {
+            return fill_whole_chunk(&mut lanes, out, sector_fill);
+        }
+
+        let touched = (within / SECTOR)..(within + out.len()).div_ceil(SECTOR);
+        for j in 0..touched.start {
+            lanes.skip(sector_fill(j).run(0).steps);
+        }
+        for j in touched {
             let lo = (j * SECTOR).max(within);
             let hi = ((j + 1) * SECTOR).min(within + out.len());
-            fill.write(
-                &mut lanes,
-                lo - j * SECTOR,
-                &mut out[lo - within..hi - within],
-            );
+            let part = &mut out[lo - within..hi - within];
+            sector_fill(j).write_part(&mut lanes, lo - j * SECTOR, part);
+        }
+    }
+}
+
+/// Fills a whole chunk: one generator call writes every sector's steps, then each sector
+/// gets its tag and filler.
+#[inline(always)]
+fn fill_whole_chunk(lanes: &mut Lanes, out: &mut [u8], sector_fill: impl Fn(usize) -> SectorFill) {
+    const MAX_SECTORS: usize = CHUNK / SECTOR;
+    let sectors = out.len() / SECTOR;
+    let mut tags: [Option<[u8; layout::TAG_BYTES]>; MAX_SECTORS] = Default::default();
+    let mut runs = [Run::default(); MAX_SECTORS];
+    let mut splats = [Splat::default(); MAX_SECTORS];
+    for j in 0..sectors {
+        let fill = sector_fill(j);
+        runs[j] = fill.run(j * SECTOR);
+        splats[j] = fill.splat(j * SECTOR);
+        tags[j] = fill.tag;
+    }
+    lanes.fill_runs(out, &runs[..sectors], &splats[..sectors]);
+    for (j, tag) in tags[..sectors].iter().enumerate() {
+        if let Some(tag) = tag {
+            let at = sector_fill(j).random_at(j * SECTOR);
+            out[at..at + tag.len()].copy_from_slice(tag);
         }
     }
 }
@@ -186,54 +211,59 @@ struct SectorFill {
 }
 
 impl SectorFill {
-    /// Writes bytes `[from, from + out.len())` of the sector into `out`.
+    /// Where the sector's generator steps go, for a sector starting at byte `base`.
+    ///
+    /// The steps are written whole, from the sector's start (random first) or ending at its
+    /// end (random last); the [`splat`](Self::splat) of filler then covers the step bytes beyond the `r`
+    /// random ones with filler. So even sectors keep the first `r` bytes of their steps, odd
+    /// sectors the last `r`, and no write leaves the sector.
     #[inline(always)]
-    fn write(&self, lanes: &mut Lanes, from: usize, out: &mut [u8]) {
-        if from == 0 && out.len() == SECTOR {
-            return self.write_whole(lanes, out);
+    fn run(&self, base: usize) -> Run {
+        let steps = self.random.div_ceil(STEP_BYTES);
+        let at = if self.random_first {
+            base
+        } else {
+            base + SECTOR - steps * STEP_BYTES
+        };
+        Run { at, steps }
+    }
+
+    /// Where the sector's filler goes, for a sector starting at byte `base`; it also covers
+    /// the step bytes beyond the random ones.
+    #[inline(always)]
+    fn splat(&self, base: usize) -> Splat {
+        let at = if self.random_first {
+            base + self.random
+        } else {
+            base
+        };
+        Splat {
+            at,
+            len: SECTOR - self.random,
+            byte: self.filler,
         }
+    }
+
+    /// Offset of the sector's random bytes, for a sector starting at byte `base`.
+    #[inline(always)]
+    fn random_at(&self, base: usize) -> usize {
+        if self.random_first {
+            base
+        } else {
+            base + SECTOR - self.random
+        }
+    }
+
+    /// Writes bytes `[from, from + out.len())` of the sector into `out`.
+    fn write_part(&self, lanes: &mut Lanes, from: usize, out: &mut [u8]) {
         let mut sector = [0u8; SECTOR];
-        self.write_whole(lanes, &mut sector);
+        lanes.fill_runs(&mut sector, &[self.run(0)], &[self.splat(0)]);
+        if let Some(tag) = self.tag {
+            let at = self.random_at(0);
+            sector[at..at + tag.len()].copy_from_slice(&tag);
+        }
         out.copy_from_slice(&sector[from..from + out.len()]);
     }
-
-    /// Writes a whole sector. The generator's steps are written whole, from the sector's
-    /// start (random first) or ending at its end (random last); the filler then covers the
-    /// step bytes beyond the `r` random ones. So even sectors keep the first `r` bytes of
-    /// their steps and odd sectors the last `r`, and no write leaves the sector.
-    #[inline(always)]
-    fn write_whole(&self, lanes: &mut Lanes, sector: &mut [u8]) {
-        let r = self.random;
-        let stepped = r.div_ceil(STEP_BYTES) * STEP_BYTES;
-        let (random, filler) = if self.random_first {
-            lanes.fill(&mut sector[..stepped]);
-            let (random, filler) = sector.split_at_mut(r);
-            (random, filler)
-        } else {
-            lanes.fill(&mut sector[SECTOR - stepped..]);
-            let (filler, random) = sector.split_at_mut(SECTOR - r);
-            (random, filler)
-        };
-        if let Some(tag) = self.tag {
-            random[..tag.len()].copy_from_slice(&tag);
-        }
-        splat(filler, self.filler);
-    }
-}
-
-/// Sets every byte of `out` to `byte` with whole 64-byte stores, the last one overlapping.
-#[inline(always)]
-fn splat(out: &mut [u8], byte: u8) {
-    const WIDE: usize = 64;
-    let wide = [byte; WIDE];
-    if out.len() < WIDE {
-        return out.fill(byte);
-    }
-    let len = out.len();
-    for block in out.chunks_exact_mut(WIDE) {
-        block.copy_from_slice(&wide);
-    }
-    out[len - WIDE..].copy_from_slice(&wide);
 }
 
 #[cfg(test)]
