@@ -416,6 +416,16 @@ mod tests {
         assert_eq!(Tree::new(&spec).unwrap_err().field, "file-size");
     }
 
+    proptest::proptest! {
+        /// Any small tree walks consistently: names, inodes and parents round-trip.
+        #[test]
+        fn any_small_tree_walks_consistently(files in 0u64..300, fanout in 2u64..12) {
+            let sizing = FileSizing::Files(files);
+            let spec = TreeSpec { size: files * 3, sizing, files_per_dir: fanout };
+            check_walk(&Tree::new(&spec).unwrap());
+        }
+    }
+
     #[test]
     fn empty_tree_has_an_empty_root() {
         let t = tree(0, 1 << 30, 1000);

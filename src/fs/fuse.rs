@@ -379,3 +379,24 @@ impl Filesystem for FuseAdapter {
         reply.error(errno(FsError::ReadOnly));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_the_errno_a_shell_expects() {
+        assert_eq!(errno(FsError::NotFound), Errno::ENOENT);
+        assert_eq!(errno(FsError::NotADirectory), Errno::ENOTDIR);
+        assert_eq!(errno(FsError::IsADirectory), Errno::EISDIR);
+        assert_eq!(errno(FsError::ReadOnly), Errno::EROFS);
+    }
+
+    #[test]
+    fn reply_buffer_is_huge_page_aligned_and_grows() {
+        let mut buf = ReplyBuf::empty();
+        assert_eq!(buf.slice(4096).as_ptr() as usize % BUF_ALIGN, 0);
+        assert_eq!(buf.slice(3 << 20).len(), 3 << 20);
+        assert_eq!(buf.len, 4 << 20);
+    }
+}
