@@ -5,6 +5,10 @@
 //! sequential: the window opens at one block and doubles with every further sequential
 //! read, up to a cap. Any other read collapses the window to zero, so a random reader never
 //! causes read-ahead work. Blocks already asked for are not asked for again.
+//!
+//! With asynchronous direct I/O the kernel may have several reads of one file in flight,
+//! and two session threads may take them out of order; a read that lands within the
+//! current window of the expected offset therefore still counts as sequential.
 
 use std::ops::Range;
 
@@ -33,8 +37,10 @@ pub struct Geometry {
 impl Sequence {
     /// Records a read of `len` bytes at `offset` and returns the blocks to generate ahead.
     pub fn on_read(&mut self, offset: u64, len: u64, geo: Geometry) -> Range<u64> {
-        let sequential = offset == self.next && len > 0;
-        self.next = offset.saturating_add(len);
+        let end = offset.saturating_add(len);
+        let near = self.window > 0 && offset.abs_diff(self.next) <= self.window * geo.block;
+        let sequential = len > 0 && (offset == self.next || near);
+        self.next = if sequential { end.max(self.next) } else { end };
         if !sequential || geo.max_window == 0 {
             self.window = 0;
             self.ahead_to = 0;
@@ -97,6 +103,17 @@ mod tests {
             assert_eq!(s.on_read(offset, 100, GEO), 0..0);
         }
         assert_eq!(s.on_read(4100, 100, GEO), 42..43);
+    }
+
+    #[test]
+    fn reads_reordered_within_the_window_stay_sequential() {
+        let mut s = Sequence::default();
+        s.on_read(0, 100, GEO);
+        s.on_read(100, 100, GEO);
+        assert_eq!(s.on_read(300, 100, GEO), 4..8);
+        assert_eq!(s.on_read(200, 100, GEO), 8..11);
+        assert_eq!(s.window(), 8);
+        assert_eq!(s.on_read(400, 100, GEO), 11..13);
     }
 
     #[test]
