@@ -213,6 +213,11 @@ impl Shard {
         Some(slot)
     }
 
+    /// Moves `key` to the cold end of the LRU, to be evicted first.
+    pub(super) fn demote(&self, key: BlockKey) {
+        self.lock_blocks().lru.demote(&key);
+    }
+
     /// A buffer of `len` bytes for a block, recycled when possible.
     pub(super) fn buffer(&self, len: usize) -> Box<[u8]> {
         self.recycler.take(len)
