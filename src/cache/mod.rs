@@ -332,7 +332,10 @@ impl BlockCache {
             max_window: config.max_window.min(self.inner.shards[node].max_window()),
         };
         let (wanted, sequential) = match self.lock_handles().get_mut(&handle) {
-            Some(sequence) => (sequence.on_read(offset, len, geometry), sequence.window() > 0),
+            Some(sequence) => (
+                sequence.on_read(offset, len, geometry),
+                sequence.window() > 0,
+            ),
             None => return false,
         };
         for index in wanted {
