@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fuse3: fusermount3 for auto-unmount; fio and zstd: tests and benchmarks; python3-venv:
-# the Python test venv.
-packages=(fuse3 fio zstd pkg-config python3-venv)
+# the Python test venv; libhwloc-dev, libudev-dev, pkg-config: hwlocality (NUMA placement
+# of the cache).
+packages=(fuse3 fio zstd pkg-config python3-venv libhwloc-dev libudev-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,6 +5,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod content;
 pub mod fs;
 pub mod mount;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
+use crate::cache::{Binder, BlockCache, CacheConfig, CacheError, CacheStats, NumaMode};
 use crate::content::Generator;
 use crate::fs::fuse::FuseAdapter;
 use crate::fs::FsCore;
@@ -46,6 +47,10 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Have `fusermount3` unmount when this process dies, even by SIGKILL (default off).
     pub auto_unmount: bool,
+    /// Block cache and read-ahead; a capacity of 0 turns both off (default 256 MiB).
+    pub cache: CacheConfig,
+    /// How the cache spreads over NUMA nodes (default `auto`).
+    pub numa: NumaMode,
 }
 
 impl MountOptions {
@@ -59,6 +64,8 @@ impl MountOptions {
             kernel_cache: false,
             allow_other: false,
             auto_unmount: false,
+            cache: CacheConfig::default(),
+            numa: NumaMode::Auto,
         }
     }
 
@@ -92,6 +99,9 @@ pub enum MountError {
     /// The FUSE device cannot be used.
     #[error("cannot use /dev/fuse: {0}")]
     FuseUnavailable(String),
+    /// The cache could not be set up.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     /// The threads option is 0.
     #[error("invalid threads '0': expected at least 1")]
     NoThreads,
@@ -152,7 +162,7 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
 
     // SAFETY: geteuid and getegid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let core = Arc::new(FsCore::new(tree, generator, uid, gid));
+    let core = Arc::new(with_cache(FsCore::new(tree, generator, uid, gid), opts)?);
     let adapter = FuseAdapter::new(Arc::clone(&core), opts.kernel_cache);
     let session = fuser::spawn_mount(adapter, &path, &session_config(opts)).map_err(|source| {
         MountError::Io {
@@ -172,6 +182,21 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
         stats,
         auto_unmount,
     })
+}
+
+/// Puts a block cache behind `core` unless the options turn it off.
+fn with_cache(core: FsCore, opts: &MountOptions) -> Result<FsCore, MountError> {
+    if opts.cache.capacity == 0 {
+        return Ok(core);
+    }
+    let binder = Binder::detect(opts.numa).map_err(CacheError::from)?;
+    let cache = BlockCache::new(core.generator().clone(), opts.cache, binder)?;
+    tracing::info!(
+        capacity = opts.cache.capacity,
+        nodes = cache.plan().nodes().len(),
+        "block cache on"
+    );
+    Ok(core.with_cache(cache))
 }
 
 fn session_config(opts: &MountOptions) -> Config {
@@ -374,6 +399,11 @@ impl StatsReader {
             started,
             samples,
         }
+    }
+
+    /// Counters of the block cache per node; `None` when the cache is off.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.core.cache().map(|c| c.stats())
     }
 
     /// Counters and recent throughput.

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dgenfs::cache::{CacheConfig, CacheStats, NumaMode};
 use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader};
 use dgenfs::tree::{FileSizing, TreeSpec};
 
@@ -58,6 +59,14 @@ pub struct MountArgs {
     /// Have fusermount3 (package fuse3) unmount the tree if the daemon dies
     #[arg(long)]
     pub auto_unmount: bool,
+
+    /// Memory for the block cache and read-ahead, e.g. 256M, 1G; 0 turns both off
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub cache: u64,
+
+    /// NUMA placement: auto (a cache shard and pool per node), uma (one), or a node number
+    #[arg(long, default_value = "auto")]
+    pub numa: NumaMode,
 
     /// Run as the detached daemon and report readiness on stdout
     #[arg(long, hide = true)]
@@ -121,6 +130,11 @@ fn options(args: &MountArgs) -> MountOptions {
         kernel_cache: args.kernel_cache,
         allow_other: args.allow_other,
         auto_unmount: args.auto_unmount,
+        cache: CacheConfig {
+            capacity: args.cache,
+            ..CacheConfig::default()
+        },
+        numa: args.numa,
     }
 }
 
@@ -278,9 +292,12 @@ impl Control {
 }
 
 /// The fixed status with the current counters added.
-fn current_status(fixed: &Status, stats: &StatsReader) -> Status {
-    let stats = stats.stats();
+fn current_status(fixed: &Status, reader: &StatsReader) -> Status {
+    let stats = reader.stats();
     let mut status = fixed.clone();
+    if let Some(cache) = reader.cache_stats() {
+        put_cache_stats(&mut status, &cache);
+    }
     let mut put = |k: &str, v: String| status.0.insert(k.to_owned(), v);
     put("bytes_read", stats.bytes_read.to_string());
     put("reads", stats.reads.to_string());
@@ -291,6 +308,27 @@ fn current_status(fixed: &Status, stats: &StatsReader) -> Status {
         format!("{:.0}", stats.recent_bytes_per_sec),
     );
     status
+}
+
+/// Adds `cache_nodes` and, per node `i`, `cache.i.<counter>` (all nodes summed in `cache.all`).
+fn put_cache_stats(status: &mut Status, cache: &CacheStats) {
+    let mut put = |k: String, v: u64| status.0.insert(k, v.to_string());
+    put("cache_nodes".to_owned(), cache.nodes.len() as u64);
+    let nodes = cache
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), *n));
+    for (name, n) in nodes.chain([("all".to_owned(), cache.total())]) {
+        put(format!("cache.{name}.hits"), n.hits);
+        put(format!("cache.{name}.misses"), n.misses);
+        put(format!("cache.{name}.unit_hits"), n.unit_hits);
+        put(format!("cache.{name}.unit_misses"), n.unit_misses);
+        put(format!("cache.{name}.ahead_generated"), n.ahead_generated);
+        put(format!("cache.{name}.ahead_used"), n.ahead_used);
+        put(format!("cache.{name}.ahead_wasted"), n.ahead_wasted);
+        put(format!("cache.{name}.resident"), n.resident_bytes);
+    }
 }
 
 /// The parts of the status that never change.
@@ -309,6 +347,8 @@ fn fixed_status(handle: &MountHandle, opts: &MountOptions) -> Status {
         ("files_per_dir", opts.tree.files_per_dir.to_string()),
         ("threads", opts.thread_count().to_string()),
         ("kernel_cache", opts.kernel_cache.to_string()),
+        ("cache_capacity", opts.cache.capacity.to_string()),
+        ("numa", opts.numa.to_string()),
     ];
     Status(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }

@@ -94,6 +94,53 @@ fn render(s: &Status) -> String {
         s.get("reads"),
         s.get("opens"),
         bytes("bytes_per_sec"),
+    ) + &cache_lines(s)
+}
+
+/// The cache's lines: totals, then one line per node when there are several.
+fn cache_lines(s: &Status) -> String {
+    if s.num("cache_capacity") == 0.0 {
+        return "\n  cache: off".to_owned();
+    }
+    let nodes = s.num("cache_nodes") as usize;
+    let mut text = format!(
+        "\n  cache: {} on {} numa node(s) (numa {}); {}",
+        human_bytes(s.num("cache_capacity") as u64),
+        nodes,
+        s.get("numa"),
+        cache_counters(s, "all"),
+    );
+    if nodes > 1 {
+        for node in 0..nodes {
+            text += &format!(
+                "\n    node {node}: {}",
+                cache_counters(s, &node.to_string())
+            );
+        }
+    }
+    text
+}
+
+/// One node's (or `all`) counters in a line.
+fn cache_counters(s: &Status, node: &str) -> String {
+    let n = |key: &str| s.num(&format!("cache.{node}.{key}"));
+    let rate = |hits: f64, misses: f64| match hits + misses {
+        0.0 => 0.0,
+        total => 100.0 * hits / total,
+    };
+    format!(
+        "{} resident; blocks {} hits, {} misses ({:.1}%); dedup units {} hits, {} misses \
+         ({:.1}%); read-ahead {} generated, {} used, {} wasted",
+        human_bytes(n("resident") as u64),
+        n("hits"),
+        n("misses"),
+        rate(n("hits"), n("misses")),
+        n("unit_hits"),
+        n("unit_misses"),
+        rate(n("unit_hits"), n("unit_misses")),
+        n("ahead_generated"),
+        n("ahead_used"),
+        n("ahead_wasted"),
     )
 }
 

@@ -20,6 +20,7 @@ use fuser::{
 use tracing::debug_span;
 
 use super::{Attr, FsCore, FsError, Kind};
+use crate::cache::Served;
 use crate::tree::Ino;
 
 /// How long the kernel may cache attributes and entries: the tree never changes.
@@ -184,7 +185,7 @@ impl Filesystem for FuseAdapter {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.core.open(Ino(ino.0), write) {
-            Ok(()) => reply.opened(FileHandle(0), self.open_flags),
+            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags),
             Err(err) => reply.error(errno(err)),
         }
     }
@@ -193,7 +194,7 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -203,11 +204,27 @@ impl Filesystem for FuseAdapter {
         let _span = debug_span!("read", ino = ino.0, offset, size).entered();
         REPLY_BUF.with_borrow_mut(|buf| {
             let buf = buf.slice(size as usize);
-            match self.core.read(Ino(ino.0), offset, buf) {
-                Ok(n) => reply.data(&buf[..n]),
+            match self.core.read_served(Ino(ino.0), fh.0, offset, buf) {
+                Ok(Served::Buffer(n)) => reply.data(&buf[..n]),
+                Ok(Served::Block(slice)) => reply.data(slice.as_slice()),
                 Err(err) => reply.error(errno(err)),
             }
         });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let _span = debug_span!("release", ino = ino.0).entered();
+        self.core.release(fh.0);
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

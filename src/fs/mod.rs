@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::cache::{BlockCache, FileExtent, HandleId, Served};
 use crate::content::Generator;
 use crate::tree::{DirId, FileIndex, Ino, Node, Tree};
 
@@ -129,6 +130,7 @@ pub struct FsCore {
     gid: u32,
     time: SystemTime,
     counters: ReadCounters,
+    cache: Option<BlockCache>,
 }
 
 impl FsCore {
@@ -143,7 +145,20 @@ impl FsCore {
             gid,
             time,
             counters,
+            cache: None,
         }
+    }
+
+    /// Serves reads through `cache` (blocks, dedup units, read-ahead) instead of filling
+    /// every read on the session thread.
+    pub fn with_cache(mut self, cache: BlockCache) -> FsCore {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The block cache, when reads go through one.
+    pub fn cache(&self) -> Option<&BlockCache> {
+        self.cache.as_ref()
     }
 
     /// The tree this filesystem serves.
@@ -210,16 +225,24 @@ impl FsCore {
         Ok(())
     }
 
-    /// Checks that `ino` is a file and may be opened with these access flags.
-    pub fn open(&self, ino: Ino, write: bool) -> Result<(), FsError> {
+    /// Checks that `ino` is a file and may be opened with these access flags, and returns
+    /// the handle that its reads pass back (0 when there is no cache to read ahead).
+    pub fn open(&self, ino: Ino, write: bool) -> Result<u64, FsError> {
         match self.node(ino)? {
             Node::Dir(_) if write => Err(FsError::IsADirectory),
             _ if write => Err(FsError::ReadOnly),
             Node::Dir(_) => Err(FsError::IsADirectory),
             Node::File(_) => {
                 self.counters.opens.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(self.cache.as_ref().map_or(0, |c| c.open().0))
             }
+        }
+    }
+
+    /// Forgets the read-ahead state of handle `fh`.
+    pub fn release(&self, fh: u64) {
+        if let (Some(cache), true) = (&self.cache, fh != 0) {
+            cache.release(HandleId(fh));
         }
     }
 
@@ -232,21 +255,53 @@ impl FsCore {
     ///
     /// The count is `buf.len()` except at the end of the file; at or past the end it is 0.
     pub fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        match self.read_served(ino, 0, offset, buf)? {
+            Served::Buffer(n) => Ok(n),
+            Served::Block(slice) => {
+                let bytes = slice.as_slice();
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+
+    /// Reads like [`read`](Self::read) for open handle `fh` (0: none), but answers with a
+    /// slice of a cached block when one holds the whole range, leaving `buf` untouched.
+    pub fn read_served(
+        &self,
+        ino: Ino,
+        fh: u64,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<Served, FsError> {
         let file = match self.node(ino)? {
             Node::File(i) => i,
             Node::Dir(_) => return Err(FsError::IsADirectory),
         };
-        let len = self.tree.file_len(file);
-        let n = len.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let extent = FileExtent {
+            file,
+            stream_offset: self.tree.file_stream_offset(file),
+            len: self.tree.file_len(file),
+        };
+        let n = extent.len.saturating_sub(offset).min(buf.len() as u64) as usize;
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         if n == 0 {
             // At or past the end; `offset` may be near u64::MAX, so add nothing to it.
-            return Ok(0);
+            return Ok(Served::Buffer(0));
         }
-        let start = self.tree.file_stream_offset(file) + offset;
-        self.generator.fill(start, &mut buf[..n]);
+        let served = match &self.cache {
+            Some(cache) => {
+                let handle = (fh != 0).then_some(HandleId(fh));
+                cache.read(handle, extent, offset, &mut buf[..n])
+            }
+            None => {
+                self.generator
+                    .fill(extent.stream_offset + offset, &mut buf[..n]);
+                Served::Buffer(n)
+            }
+        };
         self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        Ok(served)
     }
 
     /// Totals of the tree.
