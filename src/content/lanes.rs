@@ -303,17 +303,18 @@ unsafe fn runs_avx2(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[S
         // SAFETY: only called from the AVX2 function below, where AVX2 is enabled.
         unsafe { _mm256_or_si256(_mm256_slli_epi64::<L>(x), _mm256_srli_epi64::<R>(x)) }
     }
+    // halves[h] holds the state words of lanes 4h..4h+4: [s0, s1, s2, s3].
     let ptr = lanes.s.as_mut_ptr() as *mut __m256i;
-    let mut s = [[_mm256_setzero_si256(); 2]; 4];
-    for (w, pair) in s.iter_mut().enumerate() {
-        for (h, v) in pair.iter_mut().enumerate() {
+    let mut halves = [[_mm256_setzero_si256(); 4]; 2];
+    for (h, half) in halves.iter_mut().enumerate() {
+        for (w, v) in half.iter_mut().enumerate() {
             // SAFETY: `lanes.s` holds eight 32-byte halves; index w*2+h is in bounds.
             *v = unsafe { _mm256_loadu_si256(ptr.add(w * 2 + h)) };
         }
     }
     for block in run_blocks(out, runs) {
-        for h in 0..2 {
-            let [s0, s1, s2, s3] = [s[0][h], s[1][h], s[2][h], s[3][h]];
+        for (h, half) in halves.iter_mut().enumerate() {
+            let [s0, s1, s2, s3] = *half;
             let word = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
             let t = _mm256_slli_epi64::<17>(s1);
             let s2 = _mm256_xor_si256(s2, s0);
@@ -321,14 +322,13 @@ unsafe fn runs_avx2(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[S
             let s1 = _mm256_xor_si256(s1, s2);
             let s0 = _mm256_xor_si256(s0, s3);
             let s2 = _mm256_xor_si256(s2, t);
-            let s3 = rotl::<45, 19>(s3);
-            [s[0][h], s[1][h], s[2][h], s[3][h]] = [s0, s1, s2, s3];
+            *half = [s0, s1, s2, rotl::<45, 19>(s3)];
             // SAFETY: `block` is exactly 64 writable bytes; half h is bytes 32h..32h+32.
             unsafe { _mm256_storeu_si256(block.as_mut_ptr().add(32 * h) as *mut __m256i, word) };
         }
     }
-    for (w, pair) in s.iter().enumerate() {
-        for (h, v) in pair.iter().enumerate() {
+    for (h, half) in halves.iter().enumerate() {
+        for (w, v) in half.iter().enumerate() {
             // SAFETY: as for the loads above.
             unsafe { _mm256_storeu_si256(ptr.add(w * 2 + h), *v) };
         }

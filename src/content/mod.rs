@@ -158,7 +158,7 @@ impl Generator {
                     .layout
                     .tag(self.key, id.0 * (self.unit / SECTOR as u64) + sector),
                 filler: filler[j % 8] | 1,
-                random_first: sector % 2 == 0,
+                random_first: sector.is_multiple_of(2),
             }
         };
         if whole {
