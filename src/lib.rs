@@ -7,6 +7,8 @@
 
 pub mod cache;
 pub mod content;
+pub mod dlio;
+pub mod format;
 pub mod fs;
 pub mod mount;
 pub mod spec;
