@@ -9,8 +9,12 @@
 //! directories of `files_per_dir` files each, those into parents of `files_per_dir`
 //! directories, and so on up to the root. Every file name carries its global index
 //! (`file_0000042`), every directory name the index of the directory within its level
-//! (`dir_007`), both zero-padded to a fixed width so `lookup` parses them back.
+//! (`dir_007`), both zero-padded to a fixed width so `lookup` parses them back. A tree
+//! built with [`TreeSpec::dlio`] instead has DLIO's shape and names ([`crate::dlio`]); the
+//! methods below hand such a tree over to [`DlioTree`].
 
+use crate::dlio::{DlioSpec, DlioTree};
+use crate::format::FileLayout;
 use crate::spec::SpecError;
 
 /// The inode number of the root directory (fixed by the FUSE protocol).
@@ -69,6 +73,9 @@ pub struct TreeSpec {
     pub sizing: FileSizing,
     /// Entries per directory, at least 2 (default 1000).
     pub files_per_dir: u64,
+    /// A DLIO dataset instead of plain files (default none); `size`, `sizing` and
+    /// `files_per_dir` are then ignored.
+    pub dlio: Option<DlioSpec>,
 }
 
 impl Default for TreeSpec {
@@ -77,6 +84,7 @@ impl Default for TreeSpec {
             size: 1 << 40,
             sizing: FileSizing::FileSize(1 << 30),
             files_per_dir: DEFAULT_FILES_PER_DIR,
+            dlio: None,
         }
     }
 }
@@ -90,6 +98,7 @@ pub struct Tree {
     fanout: u64,
     /// Levels of directories below the root; files sit in directories of this level.
     depth: u32,
+    dlio: Option<DlioTree>,
 }
 
 impl Tree {
@@ -99,6 +108,9 @@ impl Tree {
             let allowed = "at least 2";
             return Err(SpecError::new("files-per-dir", spec.files_per_dir, allowed));
         }
+        if let Some(dlio) = &spec.dlio {
+            return Tree::dlio(dlio);
+        }
         let (files, file_size) = split(spec)?;
         let depth = depth_for(files, spec.files_per_dir);
         Ok(Tree {
@@ -107,10 +119,30 @@ impl Tree {
             files,
             fanout: spec.files_per_dir,
             depth,
+            dlio: None,
         })
     }
 
-    /// Total bytes in all files.
+    /// A DLIO tree; `size` and `file_size` hold nominal (mean) values.
+    fn dlio(spec: &DlioSpec) -> Result<Tree, SpecError> {
+        let dlio = DlioTree::new(spec)?;
+        let file_size = dlio.nominal_file_len();
+        Ok(Tree {
+            size: file_size.saturating_mul(dlio.files()),
+            file_size,
+            files: dlio.files(),
+            fanout: 0,
+            depth: dlio.depth(),
+            dlio: Some(dlio),
+        })
+    }
+
+    /// The DLIO layout of this tree, if it is one.
+    pub fn dlio_tree(&self) -> Option<&DlioTree> {
+        self.dlio.as_ref()
+    }
+
+    /// Total bytes in all files (for a DLIO tree: files times the nominal file size).
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -122,10 +154,13 @@ impl Tree {
 
     /// Number of directories, the root included.
     pub fn dirs(&self) -> u64 {
+        if let Some(d) = &self.dlio {
+            return d.dirs();
+        }
         (0..=self.depth).map(|level| self.dirs_at(level)).sum()
     }
 
-    /// Size of every file but the last.
+    /// Size of every file but the last (for a DLIO tree: of a file of the nominal shape).
     pub fn file_size(&self) -> u64 {
         self.file_size
     }
@@ -137,6 +172,9 @@ impl Tree {
 
     /// The size of file `i` in bytes.
     pub fn file_len(&self, i: FileIndex) -> u64 {
+        if let Some(d) = &self.dlio {
+            return d.layout(i).len();
+        }
         if i.0 + 1 == self.files {
             self.size - self.file_size * i.0
         } else {
@@ -146,7 +184,18 @@ impl Tree {
 
     /// Where file `i` starts in the global content stream.
     pub fn file_stream_offset(&self, i: FileIndex) -> u64 {
+        if let Some(d) = &self.dlio {
+            return d.file_stream_offset(i);
+        }
         i.0 * self.file_size
+    }
+
+    /// How file `i`'s bytes are framed around its payload.
+    pub fn file_layout(&self, i: FileIndex) -> FileLayout {
+        match &self.dlio {
+            Some(d) => d.layout(i),
+            None => FileLayout::Raw(self.file_len(i)),
+        }
     }
 
     /// The inode number of `node`.
@@ -162,6 +211,9 @@ impl Tree {
     pub fn node(&self, ino: Ino) -> Option<Node> {
         let level = (ino.0 >> LEVEL_SHIFT) as u32;
         let low = ino.0 & ((1 << LEVEL_SHIFT) - 1);
+        if let Some(d) = &self.dlio {
+            return dlio_node(d, level, low);
+        }
         match level {
             0 if low == 1 => Some(Node::Dir(DirId { level: 0, index: 0 })),
             0 if low >= 2 && low - 2 < self.files => Some(Node::File(FileIndex(low - 2))),
@@ -175,6 +227,9 @@ impl Tree {
 
     /// The parent of `node`; the root is its own parent.
     pub fn parent(&self, node: Node) -> DirId {
+        if let Some(d) = &self.dlio {
+            return d.parent(node);
+        }
         match node {
             Node::File(i) => DirId {
                 level: self.depth,
@@ -190,12 +245,18 @@ impl Tree {
 
     /// Number of entries in `dir`, not counting `.` and `..`.
     pub fn child_count(&self, dir: DirId) -> u64 {
+        if let Some(d) = &self.dlio {
+            return d.child_count(dir);
+        }
         let (first, end) = self.child_range(dir);
         end - first
     }
 
     /// The `k`-th entry of `dir` (0-based, without `.` and `..`), if there is one.
     pub fn child(&self, dir: DirId, k: u64) -> Option<Node> {
+        if let Some(d) = &self.dlio {
+            return d.child(dir, k);
+        }
         let (first, end) = self.child_range(dir);
         let index = first.checked_add(k).filter(|&index| index < end)?;
         Some(self.child_node(dir, index))
@@ -203,6 +264,9 @@ impl Tree {
 
     /// The name of a non-root `node`, zero-padded so that names sort in index order.
     pub fn name(&self, node: Node) -> String {
+        if let Some(d) = &self.dlio {
+            return d.name(node);
+        }
         match node {
             Node::File(i) => format!("file_{:0w$}", i.0, w = digits(self.files)),
             Node::Dir(d) => format!("dir_{:0w$}", d.index, w = digits(self.dirs_at(d.level))),
@@ -211,6 +275,9 @@ impl Tree {
 
     /// Parses `name` back to a child of `dir`, or `None` when `dir` has no such entry.
     pub fn lookup(&self, dir: DirId, name: &str) -> Option<Node> {
+        if let Some(d) = &self.dlio {
+            return d.lookup(dir, name);
+        }
         let (prefix, count) = if dir.level == self.depth {
             ("file_", self.files)
         } else {
@@ -258,6 +325,16 @@ impl Tree {
         }
         self.files.div_ceil(self.leaf_span(level)).max(1)
     }
+}
+
+/// What (`level`, `low`) of an inode number names in a DLIO tree.
+fn dlio_node(d: &DlioTree, level: u32, low: u64) -> Option<Node> {
+    let node = match level {
+        0 if low == 1 => Node::Dir(DirId { level: 0, index: 0 }),
+        0 => Node::File(FileIndex(low.checked_sub(2)?)),
+        _ => Node::Dir(DirId { level, index: low }),
+    };
+    d.contains(node).then_some(node)
 }
 
 /// Number of files and size of each but the last.
@@ -319,6 +396,7 @@ mod tests {
             size,
             sizing,
             files_per_dir: per_dir,
+            dlio: None,
         })
         .unwrap()
     }
@@ -370,6 +448,7 @@ mod tests {
             size: 10,
             sizing,
             files_per_dir: 1000,
+            dlio: None,
         })
         .unwrap();
         assert_eq!(
@@ -421,7 +500,7 @@ mod tests {
         #[test]
         fn any_small_tree_walks_consistently(files in 0u64..300, fanout in 2u64..12) {
             let sizing = FileSizing::Files(files);
-            let spec = TreeSpec { size: files * 3, sizing, files_per_dir: fanout };
+            let spec = TreeSpec { size: files * 3, sizing, files_per_dir: fanout, dlio: None };
             check_walk(&Tree::new(&spec).unwrap());
         }
     }

@@ -52,6 +52,7 @@ fn tree(size: u64, file_size: u64) -> TreeSpec {
         size,
         sizing: FileSizing::FileSize(file_size),
         files_per_dir: 1000,
+        dlio: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn tree_spec(size: u64, sizing: FileSizing, files_per_dir: u64) -> TreeSpec {
         size,
         sizing,
         files_per_dir,
+        dlio: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod dataset;
 mod generate;
 mod mount;
 mod registry;

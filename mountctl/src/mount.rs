@@ -19,6 +19,7 @@ use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader};
 use dgenfs::tree::{FileSizing, TreeSpec};
 
 use crate::args::{parse_size, ContentArgs};
+use crate::dataset::DatasetArgs;
 use crate::registry::{self, Status};
 
 /// Shown after `mountctl mount --help`.
@@ -39,6 +40,9 @@ pub struct MountArgs {
 
     #[command(flatten)]
     pub content: ContentArgs,
+
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
 
     /// Stay attached and log to stderr (filter with MOUNTCTL_LOG or RUST_LOG)
     #[arg(long)]
@@ -104,6 +108,7 @@ impl TreeArgs {
             size: self.size,
             sizing,
             files_per_dir: self.files_per_dir,
+            dlio: None,
         }
     }
 }
@@ -121,11 +126,14 @@ pub fn run(args: &MountArgs) -> Result<()> {
     }
 }
 
-fn options(args: &MountArgs) -> MountOptions {
-    MountOptions {
+fn options(args: &MountArgs) -> Result<MountOptions> {
+    let content = args.content.to_spec();
+    let mut tree = args.tree.to_spec();
+    tree.dlio = args.dataset.to_spec(content.seed)?;
+    Ok(MountOptions {
         mountpoint: args.mountpoint.clone(),
-        content: args.content.to_spec(),
-        tree: args.tree.to_spec(),
+        content,
+        tree,
         threads: args.threads,
         kernel_cache: args.kernel_cache,
         allow_other: args.allow_other,
@@ -135,14 +143,14 @@ fn options(args: &MountArgs) -> MountOptions {
             ..CacheConfig::default()
         },
         numa: args.numa,
-    }
+    })
 }
 
 /// Mounts, serves until a signal or an outside unmount, then unmounts.
 fn serve(args: &MountArgs) -> Result<()> {
     crate::init_logging(if args.daemon_child { "info" } else { "warn" });
     let signals = block_stop_signals()?;
-    let opts = options(args);
+    let opts = options(args)?;
     let handle = mount(&opts)?;
     let control = Control::start(&handle, &opts)?;
     announce(args, &handle)?;

@@ -68,7 +68,11 @@ impl Framing for Hdf5 {
             // The labels: zeros. Served from a borrowed run of zeros of at most this size.
             let start = META + self.payload + (pos - META - self.payload) / ZEROS * ZEROS;
             let len = (self.len() - start).min(ZEROS);
-            (start, len, Piece::Bytes(Cow::Borrowed(&ZERO_RUN[..len as usize])))
+            (
+                start,
+                len,
+                Piece::Bytes(Cow::Borrowed(&ZERO_RUN[..len as usize])),
+            )
         };
         Located { start, len, piece }
     }
@@ -109,7 +113,13 @@ fn metadata(shape: Shape) -> Vec<u8> {
     let records = [shape.samples, shape.dim1, shape.dim2];
     dataset(&mut b, RECORDS_HEADER, &records, Dtype::U8, (META, payload));
     let labels = [shape.samples];
-    dataset(&mut b, LABELS_HEADER, &labels, Dtype::I64, (META + payload, 8 * shape.samples));
+    dataset(
+        &mut b,
+        LABELS_HEADER,
+        &labels,
+        Dtype::I64,
+        (META + payload, 8 * shape.samples),
+    );
     b.0
 }
 
@@ -134,7 +144,8 @@ fn root_group(b: &mut Block) {
     b.bytes(ROOT_HEADER, &[1, 0]).u16(ROOT_HEADER + 2, 1);
     b.u32(ROOT_HEADER + 4, 1).u32(ROOT_HEADER + 8, 24);
     b.u16(ROOT_HEADER + 16, 0x11).u16(ROOT_HEADER + 18, 16); // symbol table message
-    b.u64(ROOT_HEADER + 24, ROOT_BTREE).u64(ROOT_HEADER + 32, LOCAL_HEAP);
+    b.u64(ROOT_HEADER + 24, ROOT_BTREE)
+        .u64(ROOT_HEADER + 32, LOCAL_HEAP);
 
     // Version 1 B-tree of the group: type 0, level 0, one child (the symbol table node).
     b.bytes(ROOT_BTREE, b"TREE\x00\x00").u16(ROOT_BTREE + 6, 1);
@@ -145,15 +156,20 @@ fn root_group(b: &mut Block) {
 
     // Local heap: 88-byte data segment; free list head at offset 24.
     b.bytes(LOCAL_HEAP, b"HEAP");
-    b.u64(LOCAL_HEAP + 8, 88).u64(LOCAL_HEAP + 16, 24).u64(LOCAL_HEAP + 24, HEAP_DATA);
+    b.u64(LOCAL_HEAP + 8, 88)
+        .u64(LOCAL_HEAP + 16, 24)
+        .u64(LOCAL_HEAP + 24, HEAP_DATA);
     b.bytes(HEAP_DATA + NAME_RECORDS, b"records\0");
     b.bytes(HEAP_DATA + NAME_LABELS, b"labels\0");
     b.u64(HEAP_DATA + 24, 1).u64(HEAP_DATA + 32, 64); // free block: last (1), 64 bytes
 
     // Symbol table node version 1 with 2 entries, in name order.
-    b.bytes(SYMBOL_NODE, b"SNOD\x01\x00").u16(SYMBOL_NODE + 6, 2);
-    b.u64(SYMBOL_NODE + 8, NAME_LABELS).u64(SYMBOL_NODE + 16, LABELS_HEADER);
-    b.u64(SYMBOL_NODE + 48, NAME_RECORDS).u64(SYMBOL_NODE + 56, RECORDS_HEADER);
+    b.bytes(SYMBOL_NODE, b"SNOD\x01\x00")
+        .u16(SYMBOL_NODE + 6, 2);
+    b.u64(SYMBOL_NODE + 8, NAME_LABELS)
+        .u64(SYMBOL_NODE + 16, LABELS_HEADER);
+    b.u64(SYMBOL_NODE + 48, NAME_RECORDS)
+        .u64(SYMBOL_NODE + 56, RECORDS_HEADER);
 }
 
 /// Element types of the two datasets.
@@ -166,7 +182,10 @@ enum Dtype {
 /// A dataset's version 1 object header: dataspace, datatype, fill value, contiguous
 /// layout at `(address, size)`, and a NIL message filling the 256 bytes of messages.
 fn dataset(b: &mut Block, at: u64, dims: &[u64], dtype: Dtype, (address, size): (u64, u64)) {
-    b.bytes(at, &[1, 0]).u16(at + 2, 5).u32(at + 4, 1).u32(at + 8, 256);
+    b.bytes(at, &[1, 0])
+        .u16(at + 2, 5)
+        .u32(at + 4, 1)
+        .u32(at + 8, 256);
 
     // Dataspace version 1: rank, flag 1 (maximum dimensions present), dims, max dims.
     let space_len = 8 + 16 * dims.len() as u16;
@@ -174,7 +193,8 @@ fn dataset(b: &mut Block, at: u64, dims: &[u64], dtype: Dtype, (address, size): 
     b.bytes(at + 24, &[1, dims.len() as u8, 1]);
     for (k, &d) in dims.iter().enumerate() {
         let k = k as u64;
-        b.u64(at + 32 + 8 * k, d).u64(at + 32 + 8 * (dims.len() as u64 + k), d);
+        b.u64(at + 32 + 8 * k, d)
+            .u64(at + 32 + 8 * (dims.len() as u64 + k), d);
     }
 
     // Datatype (constant): fixed-point version 1, little-endian, size, offset 0, precision.
@@ -184,7 +204,9 @@ fn dataset(b: &mut Block, at: u64, dims: &[u64], dtype: Dtype, (address, size): 
         Dtype::I64 => (0x08, 8, 64), // 0x08: signed
     };
     b.u16(m, 3).u16(m + 2, 16).bytes(m + 4, &[1]);
-    b.bytes(m + 8, &[0x10, bits]).u32(m + 12, bytes).u16(m + 18, precision);
+    b.bytes(m + 8, &[0x10, bits])
+        .u32(m + 12, bytes)
+        .u16(m + 18, precision);
 
     // Fill value version 2 (constant): allocate late, write if set, defined, no value.
     b.u16(m + 24, 5).u16(m + 26, 8).bytes(m + 28, &[1]);
@@ -192,7 +214,9 @@ fn dataset(b: &mut Block, at: u64, dims: &[u64], dtype: Dtype, (address, size): 
 
     // Data layout version 3, class 1 (contiguous).
     b.u16(m + 40, 8).u16(m + 42, 24);
-    b.bytes(m + 48, &[3, 1]).u64(m + 50, address).u64(m + 58, size);
+    b.bytes(m + 48, &[3, 1])
+        .u64(m + 50, address)
+        .u64(m + 58, size);
 
     // NIL message: the rest of the 256 bytes of messages.
     let nil = at + 16 + 256 - (m + 72);
@@ -205,24 +229,36 @@ mod tests {
 
     /// Non-zero runs of the metadata h5py 3.16 wrote for shape (1, 3, 5), as (offset, hex).
     const H5PY_1_3_5: [(u64, &str); 6] = [
-        (0, "894844460d0a1a0a000000000008080004001000000000000000000000000000ffffffffffffffff\
+        (
+            0,
+            "894844460d0a1a0a000000000008080004001000000000000000000000000000ffffffffffffffff\
              1708000000000000ffffffffffffffff00000000000000006000000000000000010000000000\
              00008800000000000000a8020000000000000100010001000000180000000000000011001000\
              000000008800000000000000a8020000000000005452454500000100ffffffffffffffffffff\
-             ffffffffffff000000000000000030040000000000000800000000000000"),
-        (680, "484541500000000058000000000000001800000000000000c802000000000000000000000000\
-               00007265636f726473006c6162656c73000001000000000000004000000000000000"),
-        (800, "0100050001000000000100000000000001003800000000000103010000000000010000000000\
+             ffffffffffff000000000000000030040000000000000800000000000000",
+        ),
+        (
+            680,
+            "484541500000000058000000000000001800000000000000c802000000000000000000000000\
+               00007265636f726473006c6162656c73000001000000000000004000000000000000",
+        ),
+        (
+            800,
+            "0100050001000000000100000000000001003800000000000103010000000000010000000000\
                000003000000000000000500000000000000010000000000000003000000000000000500000000\
                000000030010000100000010000000010000000000080000000000050008000100000002020201\
                000000000800180000000000030100080000000000000f00000000000000000000000000000070\
-               0000000000"),
+               0000000000",
+        ),
         (1072, "534e4f440100020010000000000000007805000000000000"),
         (1120, "08000000000000002003000000000000"),
-        (1400, "010005000100000000010000000000000100180000000000010101000000000001000000000000\
+        (
+            1400,
+            "010005000100000000010000000000000100180000000000010101000000000001000000000000\
                 000100000000000000030010000100000010080000080000000000400000000000050008000100\
                 00000202020100000000080018000000000003010f080000000000000800000000000000000000\
-                0000000000900000000000"),
+                0000000000900000000000",
+        ),
     ];
 
     #[test]

@@ -196,6 +196,10 @@ impl FileLayout {
     /// (fewer than `buf.len()` only at the end of the file).
     pub fn read(&self, src: &Source<'_>, offset: u64, buf: &mut [u8]) -> usize {
         let n = self.len().saturating_sub(offset).min(buf.len() as u64) as usize;
+        if n == 0 {
+            // At or past the end; `offset` may be near u64::MAX, so add nothing to it.
+            return 0;
+        }
         match self.framing() {
             Err(_) => src.fill(offset, &mut buf[..n]),
             Ok(framing) => read_pieces(framing, src, offset, &mut buf[..n]),
@@ -256,7 +260,10 @@ impl ChecksumCache {
 
 /// Looks `key` up in `map`.
 fn cached<K: Hash + Eq, V: Copy>(map: &Mutex<HashMap<K, V>>, key: &K) -> Option<V> {
-    map.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied()
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .copied()
 }
 
 /// Stores `value` under `key` in `map`, clearing the map first when it is full.

@@ -220,7 +220,11 @@ fn central_zip64(m: &Member) -> Vec<u64> {
 
 fn central_len(m: &Member) -> u64 {
     let extra = central_zip64(m);
-    let extra_len = if extra.is_empty() { 0 } else { 4 + 8 * extra.len() };
+    let extra_len = if extra.is_empty() {
+        0
+    } else {
+        4 + 8 * extra.len()
+    };
     (46 + m.name.len() + extra_len) as u64
 }
 
@@ -228,7 +232,11 @@ fn central_len(m: &Member) -> u64 {
 fn central_entry(m: &Member, crc: u32) -> Vec<u8> {
     let extra = central_zip64(m);
     let clamp = |v: u64| if v > ZIP64_LIMIT { u32::MAX } else { v as u32 };
-    let size = if m.size > ZIP64_LIMIT { u32::MAX } else { m.size as u32 };
+    let size = if m.size > ZIP64_LIMIT {
+        u32::MAX
+    } else {
+        m.size as u32
+    };
     let mut out = Vec::with_capacity(central_len(m) as usize);
     put32(&mut out, 0x0201_4b50);
     put16(&mut out, VERSION_MADE_BY);
@@ -240,7 +248,14 @@ fn central_entry(m: &Member, crc: u32) -> Vec<u8> {
     put32(&mut out, size); // compressed
     put32(&mut out, size); // uncompressed
     put16(&mut out, m.name.len() as u16);
-    put16(&mut out, if extra.is_empty() { 0 } else { 4 + 8 * extra.len() as u16 });
+    put16(
+        &mut out,
+        if extra.is_empty() {
+            0
+        } else {
+            4 + 8 * extra.len() as u16
+        },
+    );
     for field in [0, 0, 0] {
         put16(&mut out, field); // comment length, disk, internal attributes
     }

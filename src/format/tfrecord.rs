@@ -19,9 +19,6 @@ use std::borrow::Cow;
 
 use super::{cached, remember, Framing, Located, Piece, Shape, Source};
 
-/// Bytes of the length field and its CRC before the data.
-const HEAD: u64 = 12;
-
 /// Bytes of the data CRC after the data.
 const FOOT: u64 = 4;
 
@@ -100,10 +97,16 @@ impl Framing for TfRecord {
         let (head, image_end) = (self.head.len() as u64, self.head.len() as u64 + self.sample);
         let (start, len, piece) = match pos - base {
             within if within < head => (base, head, Piece::Bytes(Cow::Borrowed(&self.head))),
-            within if within < image_end => (base + head, self.sample, Piece::Payload(r * self.sample)),
+            within if within < image_end => {
+                (base + head, self.sample, Piece::Payload(r * self.sample))
+            }
             _ => {
                 let trailer = self.trailer(src, r);
-                (base + image_end, trailer.len() as u64, Piece::Bytes(Cow::Owned(trailer)))
+                (
+                    base + image_end,
+                    trailer.len() as u64,
+                    Piece::Bytes(Cow::Owned(trailer)),
+                )
             }
         };
         Located { start, len, piece }
@@ -118,7 +121,11 @@ impl Framing for TfRecord {
         };
         if let Some((covered, crc)) = running {
             let crc = crc32c::crc32c_append(crc, bytes);
-            remember(&src.cache.record_crc, key, (covered + bytes.len() as u64, crc));
+            remember(
+                &src.cache.record_crc,
+                key,
+                (covered + bytes.len() as u64, crc),
+            );
         }
     }
 }
@@ -219,7 +226,10 @@ mod tests {
             assert_eq!(len_crc, mask(crc32c::crc32c(len_bytes)));
             let data = &bytes[pos + 12..pos + 12 + len];
             let foot = &bytes[pos + 12 + len..pos + 16 + len];
-            assert_eq!(u32::from_le_bytes(foot.try_into().unwrap()), mask(crc32c::crc32c(data)));
+            assert_eq!(
+                u32::from_le_bytes(foot.try_into().unwrap()),
+                mask(crc32c::crc32c(data))
+            );
             pos += 16 + len;
         }
         assert_eq!(pos, bytes.len());
