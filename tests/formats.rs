@@ -1,0 +1,204 @@
+//! DLIO datasets of every format: the kernel-free core, and real mounts read by numpy, h5py
+//! and a TFRecord reader.
+//!
+//! The mount tests run `tests/formats/check_dataset.py` with a venv's Python that has numpy
+//! and h5py: `$DGENFS_VENV`, or `.venv` in the repository, created and filled with
+//! `pip install numpy h5py` when missing. They skip with a printed reason only when
+//! `/dev/fuse` is absent.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use dgenfs::dlio::{DlioSpec, Preset};
+use dgenfs::format::Format;
+use dgenfs::fs::{FsCore, Kind};
+use dgenfs::mount::{mount, MountHandle, MountOptions};
+use dgenfs::spec::ContentSpec;
+use dgenfs::tree::{Ino, Tree, TreeSpec, ROOT_INO};
+use dgenfs::Generator;
+use tempfile::TempDir;
+
+/// A live mount on a temp dir; fields drop in order, so the mount goes before the dir.
+struct TestMount {
+    handle: MountHandle,
+    _dir: TempDir,
+}
+
+fn fuse_available() -> bool {
+    let present = Path::new("/dev/fuse").exists();
+    if !present {
+        eprintln!("skipping: /dev/fuse is absent on this machine");
+    }
+    present
+}
+
+/// A small dataset of `format` whose sizes vary.
+fn dataset(format: Format, samples: u64, subfolders: u64) -> DlioSpec {
+    DlioSpec {
+        format,
+        files_train: 7,
+        files_valid: 2,
+        samples_per_file: samples,
+        record_length: 40_000,
+        record_length_stdev: 8_000,
+        subfolders,
+        seed: 3,
+    }
+}
+
+fn tree_spec(dlio: DlioSpec) -> TreeSpec {
+    TreeSpec {
+        dlio: Some(dlio),
+        ..TreeSpec::default()
+    }
+}
+
+fn core(dlio: DlioSpec) -> FsCore {
+    let tree = Tree::new(&tree_spec(dlio)).unwrap();
+    let generator = Generator::new(&ContentSpec::with_seed(dlio.seed)).unwrap();
+    FsCore::new(tree, generator, 0, 0)
+}
+
+/// (path, inode) of every file, by readdir and lookup from the root.
+fn files(fs: &FsCore) -> Vec<(String, Ino)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(ROOT_INO, String::new())];
+    while let Some((dir, path)) = stack.pop() {
+        let mut entries = Vec::new();
+        fs.readdir(dir, 2, |e| {
+            entries.push(e);
+            true
+        })
+        .unwrap();
+        for e in entries {
+            assert_eq!(fs.lookup(dir, OsStr::new(&e.name)).unwrap().ino, e.ino);
+            let child = format!("{path}/{}", e.name);
+            match e.kind {
+                Kind::Directory => stack.push((e.ino, child)),
+                Kind::File => out.push((child, e.ino)),
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn core_serves_exact_sizes_for_every_format() {
+    for format in Format::ALL {
+        let fs = core(dataset(format, 2, 3));
+        let files = files(&fs);
+        assert_eq!(files.len(), 9, "{format}");
+        for (path, ino) in files {
+            let size = fs.getattr(ino).unwrap().size;
+            let mut buf = vec![0; size as usize + 4096];
+            let mut got = 0;
+            while got < buf.len() {
+                let end = (got + 65_536).min(buf.len());
+                match fs.read(ino, got as u64, &mut buf[got..end]).unwrap() {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            assert_eq!(got as u64, size, "{path}");
+        }
+    }
+}
+
+#[test]
+fn valid_exists_when_empty_and_presets_mount_instantly() {
+    let fs = core(DlioSpec {
+        files_valid: 0,
+        ..dataset(Format::Npz, 1, 0)
+    });
+    let valid = fs.lookup(ROOT_INO, OsStr::new("valid")).unwrap();
+    assert_eq!(valid.kind, Kind::Directory);
+    let start = std::time::Instant::now();
+    let fs = core(Preset::Cosmoflow.spec(1));
+    let train = fs.lookup(ROOT_INO, OsStr::new("train")).unwrap().ino;
+    let last = fs.lookup(train, OsStr::new("img_524287_of_524288.tfrecord"));
+    assert!(last.unwrap().size > 2_000_000);
+    assert!(start.elapsed().as_millis() < 100);
+}
+
+/// The Python of a venv with numpy and h5py, set up once per test run.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = std::env::var_os("DGENFS_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+        let python = venv.join("bin/python");
+        if !python.exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        }
+        let probe = Command::new(&python)
+            .args(["-c", "import numpy, h5py"])
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            run(Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "h5py"]));
+        }
+        python
+    })
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed: {status}");
+}
+
+fn mount_dataset(dlio: DlioSpec) -> TestMount {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = MountOptions::new(dir.path(), ContentSpec::with_seed(dlio.seed));
+    opts.tree = tree_spec(dlio);
+    let handle = mount(&opts).expect("mount");
+    TestMount { handle, _dir: dir }
+}
+
+/// Mounts `dlio` and runs the Python checks against it.
+fn check_with_python(dlio: DlioSpec) {
+    let m = mount_dataset(dlio);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/formats/check_dataset.py");
+    let args = [
+        dlio.files_train,
+        dlio.files_valid,
+        dlio.samples_per_file,
+        dlio.subfolders,
+    ];
+    run(Command::new(python())
+        .arg(script)
+        .arg(m.handle.path())
+        .arg(dlio.format.name())
+        .args(args.map(|a| a.to_string())));
+}
+
+#[test]
+fn numpy_loads_every_npy_and_npz_file_and_catches_a_flipped_byte() {
+    if !fuse_available() {
+        return;
+    }
+    check_with_python(dataset(Format::Npy, 2, 0));
+    check_with_python(dataset(Format::Npz, 3, 0));
+    check_with_python(dataset(Format::Npz, 1, 3));
+}
+
+#[test]
+fn h5py_reads_records_and_labels() {
+    if !fuse_available() {
+        return;
+    }
+    check_with_python(dataset(Format::Hdf5, 3, 0));
+}
+
+#[test]
+fn tfrecord_crcs_and_examples_hold() {
+    if !fuse_available() {
+        return;
+    }
+    check_with_python(dataset(Format::TfRecord, 4, 0));
+    check_with_python(dataset(Format::TfRecord, 1, 4));
+}
