@@ -202,3 +202,34 @@ fn tfrecord_crcs_and_examples_hold() {
     check_with_python(dataset(Format::TfRecord, 4, 0));
     check_with_python(dataset(Format::TfRecord, 1, 4));
 }
+
+/// Core read speed of each format next to raw, without FUSE (`--ignored --nocapture`).
+#[test]
+#[ignore]
+fn core_read_speed_by_format() {
+    for format in Format::ALL {
+        let samples = if format == Format::TfRecord { 1024 } else { 1 };
+        let fs = core(DlioSpec {
+            format,
+            files_train: 4,
+            files_valid: 0,
+            samples_per_file: samples,
+            record_length: (64 << 20) / samples,
+            record_length_stdev: 0,
+            subfolders: 0,
+            seed: 1,
+        });
+        let mut buf = vec![0; 1 << 20];
+        let start = std::time::Instant::now();
+        let mut total = 0;
+        for (_, ino) in files(&fs) {
+            let mut pos = 0;
+            while let Ok(n @ 1..) = fs.read(ino, pos, &mut buf) {
+                pos += n as u64;
+            }
+            total += pos;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("{format}: {:.2} GB/s", total as f64 / secs / 1e9);
+    }
+}

@@ -57,9 +57,12 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let spec = args.content.to_spec();
     let generator = Generator::new(&spec)?;
     eprintln!("seed: {}", spec.seed);
+    let dlio = args.dataset.to_spec(spec.seed)?;
+    if let (None, Some(_)) = (&args.path, dlio) {
+        bail!("dataset flags (--format, --preset, --layout dlio, ..) need --path FILE");
+    }
     let mut out = output(args)?;
     if let Some(path) = &args.path {
-        let dlio = args.dataset.to_spec(spec.seed)?;
         return write_tree_file(&generator, dlio, path, &mut out);
     }
     let size = args.size.context("--size is required")?;

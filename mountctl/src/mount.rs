@@ -185,12 +185,16 @@ fn announce(args: &MountArgs, handle: &MountHandle) -> Result<()> {
 fn summary(handle: &MountHandle) -> String {
     let (tree, spec) = (handle.tree(), handle.content());
     format!(
-        "mounted {}: {} file{} of {} ({} total) in {} director{}, compress {}, dedup {}, \
+        "mounted {}: {} file{} of {}{} ({} total) in {} director{}, compress {}, dedup {}, \
          dedup unit {}",
         handle.path().display(),
         tree.files(),
         if tree.files() == 1 { "" } else { "s" },
         human_bytes(tree.file_size()),
+        match tree.dlio_tree() {
+            Some(d) => format!(" (dlio {}, mean size; sizes vary)", d.spec().format),
+            None => String::new(),
+        },
         human_bytes(tree.size()),
         tree.dirs(),
         if tree.dirs() == 1 { "y" } else { "ies" },

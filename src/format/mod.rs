@@ -255,7 +255,7 @@ pub struct ChecksumCache {
 
 impl ChecksumCache {
     /// Most entries each map holds before it is cleared.
-    pub const CAPACITY: usize = 1 << 16;
+    pub const CAPACITY: usize = 1 << 18;
 }
 
 /// Looks `key` up in `map`.

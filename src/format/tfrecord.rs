@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use crc_fast::CrcAlgorithm::Crc32Iscsi;
+
 use super::{cached, remember, Framing, Located, Piece, Shape, Source};
 
 /// Bytes of the data CRC after the data.
@@ -46,12 +48,12 @@ impl TfRecord {
         let data_len = prefix.len() as u64 + sample + suffix.len() as u64;
         let len_bytes = data_len.to_le_bytes();
         let mut head = len_bytes.to_vec();
-        head.extend_from_slice(&mask(crc32c::crc32c(&len_bytes)).to_le_bytes());
+        head.extend_from_slice(&mask(crc32c(&len_bytes)).to_le_bytes());
         head.extend_from_slice(&prefix);
         TfRecord {
             head,
             suffix,
-            prefix_crc: crc32c::crc32c(&prefix),
+            prefix_crc: crc32c(&prefix),
             sample,
             samples: shape.samples,
         }
@@ -65,7 +67,7 @@ impl TfRecord {
     /// The suffix and the masked data CRC of record `r`.
     fn trailer(&self, src: &Source<'_>, r: u64) -> Vec<u8> {
         let image_crc = self.image_crc(src, r);
-        let crc = crc32c::crc32c_append(image_crc, &self.suffix);
+        let crc = crc32c_append(image_crc, &self.suffix);
         let mut out = self.suffix.clone();
         out.extend_from_slice(&mask(crc).to_le_bytes());
         out
@@ -79,7 +81,7 @@ impl TfRecord {
         while covered < self.sample {
             let take = (self.sample - covered).min(CRC_PIECE as u64) as usize;
             src.fill(r * self.sample + covered, &mut buf[..take]);
-            crc = crc32c::crc32c_append(crc, &buf[..take]);
+            crc = crc32c_append(crc, &buf[..take]);
             covered += take as u64;
         }
         crc
@@ -115,12 +117,16 @@ impl Framing for TfRecord {
     fn observe(&self, src: &Source<'_>, offset: u64, bytes: &[u8]) {
         let (r, within) = (offset / self.sample, offset % self.sample);
         let key = (src.file_key, r);
+        let known = cached(&src.cache.record_crc, &key);
+        if known.is_some_and(|(covered, _)| covered == self.sample) {
+            return; // A re-read of a record whose CRC is known.
+        }
         let running = match within {
             0 => Some((0, self.prefix_crc)),
-            _ => cached(&src.cache.record_crc, &key).filter(|&(covered, _)| covered == within),
+            _ => known.filter(|&(covered, _)| covered == within),
         };
         if let Some((covered, crc)) = running {
-            let crc = crc32c::crc32c_append(crc, bytes);
+            let crc = crc32c_append(crc, bytes);
             remember(
                 &src.cache.record_crc,
                 key,
@@ -128,6 +134,23 @@ impl Framing for TfRecord {
             );
         }
     }
+}
+
+/// CRC-32C (Castagnoli) of `data`.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c_append(0, data)
+}
+
+/// CRC-32C of the bytes whose CRC-32C is `crc` followed by `data`.
+///
+/// `crc_fast` folds with carry-less multiplies (about 50 GB/s here, twice the SSE 4.2
+/// instruction alone); its digest starts from a raw register, which is the finished CRC
+/// with the final XOR undone.
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    let register = u64::from(crc ^ u32::MAX);
+    let mut digest = crc_fast::Digest::new_with_init_state(Crc32Iscsi, register);
+    digest.update(data);
+    digest.finalize() as u32
 }
 
 /// TensorFlow's CRC mask, which keeps a CRC of data holding CRCs from being trivial.
@@ -194,6 +217,36 @@ mod tests {
     use super::super::{FileLayout, Format};
     use super::*;
 
+    /// Bit-at-a-time CRC-32C, the definition.
+    fn crc32c_reference(data: &[u8]) -> u32 {
+        let mut crc = u32::MAX;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82f6_3b78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn crc32c_matches_the_definition_whole_and_appended() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let want = crc32c_reference(&data);
+        assert_eq!(crc32c(&data), want);
+        for split in [0, 1, 63, 4096, 99_999] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(crc32c_append(crc32c(a), b), want, "split {split}");
+        }
+    }
+
     #[test]
     fn varints_are_protobuf_varints() {
         let mut out = Vec::new();
@@ -223,12 +276,12 @@ mod tests {
             let len_bytes = &bytes[pos..pos + 8];
             let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
             let len_crc = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
-            assert_eq!(len_crc, mask(crc32c::crc32c(len_bytes)));
+            assert_eq!(len_crc, mask(crc32c(len_bytes)));
             let data = &bytes[pos + 12..pos + 12 + len];
             let foot = &bytes[pos + 12 + len..pos + 16 + len];
             assert_eq!(
                 u32::from_le_bytes(foot.try_into().unwrap()),
-                mask(crc32c::crc32c(data))
+                mask(crc32c(data))
             );
             pos += 16 + len;
         }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Read speed of each DLIO format through the mount next to raw files of the same sizes, in
+# one run, and the time to mount the full-size MLPerf Storage presets. Prints markdown for
+# docs/BENCHMARKS.md. Needs root and /dev/fuse.
+#
+#   scripts/bench-dlio.sh [FILES] [RECORD_LENGTH]      (defaults: 8, 128MiB)
+#
+# Every format serves FILES files of one sample of RECORD_LENGTH bytes (tfrecord: the same
+# bytes as 1024 records, like resnet50), read whole by two parallel `dd bs=1M` streams.
+# "first" is the first read after mounting (npz then computes each file's CRC-32 once);
+# "again" is the best of three later reads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+files=${1:-8}
+record=${2:-128MiB}
+mountctl=${CARGO_TARGET_DIR:-target}/release/mountctl
+cargo build --release -q -p mountctl
+
+work=$(mktemp -d /tmp/dgenfs-bench-dlio.XXXXXX)
+cleanup() {
+    for m in "$work"/*/; do "$mountctl" umount "$m" >/dev/null 2>&1 || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+bytes() { python3 -c "import sys; print(sum(int(l) for l in sys.stdin))"; }
+now() { date +%s.%N; }
+
+# GB/s (10^9) of reading every file under $1 with two dd streams.
+read_rate() {
+    local list start end total
+    list=$(find "$1" -type f | sort)
+    total=$(echo "$list" | xargs stat -c %s | bytes)
+    start=$(now)
+    echo "$list" | xargs -P 2 -I{} dd if={} of=/dev/null bs=1M status=none
+    end=$(now)
+    python3 -c "print(f'{$total / ($end - $start) / 1e9:.2f}')"
+}
+
+best_of_3() {
+    local best=0 rate
+    for _ in 1 2 3; do
+        rate=$(read_rate "$1")
+        best=$(python3 -c "print(max($best, $rate))")
+    done
+    echo "$best"
+}
+
+declare -A first again
+for format in raw npy npz hdf5 tfrecord; do
+    mkdir -p "$work/$format"
+    samples=1
+    length=$record
+    if [ "$format" = tfrecord ]; then
+        samples=1024
+        length=$(( $(python3 -c "print($(echo "$record" | sed 's/MiB/*1048576/'))") / 1024 ))
+    fi
+    "$mountctl" mount "$work/$format" --layout dlio --format "$format" --files-train "$files" \
+        --samples-per-file "$samples" --record-length "$length" --seed 7 >/dev/null
+    first[$format]=$(read_rate "$work/$format")
+    again[$format]=$(best_of_3 "$work/$format")
+done
+
+echo "| format | first read GB/s | vs raw | repeat read GB/s | vs raw |"
+echo "|---|---|---|---|---|"
+for format in raw npy npz hdf5 tfrecord; do
+    python3 -c "
+f, a, rf, ra = ${first[$format]}, ${again[$format]}, ${first[raw]}, ${again[raw]}
+print(f'| $format | {f:.2f} | {f / rf:.2f} | {a:.2f} | {a / ra:.2f} |')"
+done
+
+echo
+echo "| preset | files | mount + stat of the last file | ls of train/ |"
+echo "|---|---|---|---|"
+declare -A last=([unet3d]=img_167_of_168.npz [resnet50]=img_1023_of_1024.tfrecord
+    [cosmoflow]=img_524287_of_524288.tfrecord)
+for preset in unet3d resnet50 cosmoflow; do
+    mkdir -p "$work/$preset"
+    start=$(now)
+    "$mountctl" mount "$work/$preset" --preset "$preset" --seed 1 >/dev/null
+    stat -c %s "$work/$preset/train/${last[$preset]}" >/dev/null
+    end=$(now)
+    count=$(ls -f "$work/$preset/train" | grep -c img_)
+    listed=$(now)
+    python3 -c "print(f'| $preset | $count | {($end - $start) * 1000:.0f} ms | {($listed - $end) * 1000:.0f} ms |')"
+    "$mountctl" umount "$work/$preset" >/dev/null
+done
