@@ -3,17 +3,19 @@
 # one run, and the time to mount the full-size MLPerf Storage presets. Prints markdown for
 # docs/BENCHMARKS.md. Needs root and /dev/fuse.
 #
-#   scripts/bench-dlio.sh [FILES] [RECORD_LENGTH]      (defaults: 8, 128MiB)
+#   scripts/bench-dlio.sh [FILES] [RECORD_LENGTH] [ROUNDS]   (defaults: 8, 128MiB, 5)
 #
 # Every format serves FILES files of one sample of RECORD_LENGTH bytes (tfrecord: the same
 # bytes as 1024 records, like resnet50), read whole by two parallel `dd bs=1M` streams.
 # "first" is the first read after mounting (npz then computes each file's CRC-32 once);
-# "again" is the best of three later reads.
+# later reads are the median of ROUNDS rounds that read every format in turn, so load
+# spikes from other processes hit all formats alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 files=${1:-8}
 record=${2:-128MiB}
+rounds=${3:-5}
 mountctl=${CARGO_TARGET_DIR:-target}/release/mountctl
 cargo build --release -q -p mountctl
 
@@ -24,49 +26,44 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bytes() { python3 -c "import sys; print(sum(int(l) for l in sys.stdin))"; }
 now() { date +%s.%N; }
+median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
 
 # GB/s (10^9) of reading every file under $1 with two dd streams.
 read_rate() {
     local list start end total
     list=$(find "$1" -type f | sort)
-    total=$(echo "$list" | xargs stat -c %s | bytes)
+    total=$(echo "$list" | xargs stat -c %s | python3 -c "import sys; print(sum(map(int, sys.stdin)))")
     start=$(now)
     echo "$list" | xargs -P 2 -I{} dd if={} of=/dev/null bs=1M status=none
     end=$(now)
     python3 -c "print(f'{$total / ($end - $start) / 1e9:.2f}')"
 }
 
-best_of_3() {
-    local best=0 rate
-    for _ in 1 2 3; do
-        rate=$(read_rate "$1")
-        best=$(python3 -c "print(max($best, $rate))")
-    done
-    echo "$best"
-}
-
-declare -A first again
-for format in raw npy npz hdf5 tfrecord; do
+formats=(raw npy npz hdf5 tfrecord)
+record_bytes=$(python3 -c "print(int($(echo "$record" | sed 's/MiB/*1048576/; s/KiB/*1024/')))")
+for format in "${formats[@]}"; do
     mkdir -p "$work/$format"
     samples=1
-    length=$record
-    if [ "$format" = tfrecord ]; then
-        samples=1024
-        length=$(( $(python3 -c "print($(echo "$record" | sed 's/MiB/*1048576/'))") / 1024 ))
-    fi
+    [ "$format" = tfrecord ] && samples=1024
     "$mountctl" mount "$work/$format" --layout dlio --format "$format" --files-train "$files" \
-        --samples-per-file "$samples" --record-length "$length" --seed 7 >/dev/null
-    first[$format]=$(read_rate "$work/$format")
-    again[$format]=$(best_of_3 "$work/$format")
+        --samples-per-file "$samples" --record-length $((record_bytes / samples)) --seed 7 \
+        >/dev/null
 done
 
-echo "| format | first read GB/s | vs raw | repeat read GB/s | vs raw |"
+declare -A first runs
+for format in "${formats[@]}"; do first[$format]=$(read_rate "$work/$format"); done
+for _ in $(seq "$rounds"); do
+    for format in "${formats[@]}"; do runs[$format]+=" $(read_rate "$work/$format")"; done
+done
+
+echo "| format | first read GB/s | vs raw | later reads GB/s (median of $rounds) | vs raw |"
 echo "|---|---|---|---|---|"
-for format in raw npy npz hdf5 tfrecord; do
+raw_later=$(median ${runs[raw]})
+for format in "${formats[@]}"; do
+    later=$(median ${runs[$format]})
     python3 -c "
-f, a, rf, ra = ${first[$format]}, ${again[$format]}, ${first[raw]}, ${again[raw]}
+f, rf, a, ra = ${first[$format]}, ${first[raw]}, $later, $raw_later
 print(f'| $format | {f:.2f} | {f / rf:.2f} | {a:.2f} | {a / ra:.2f} |')"
 done
 
@@ -83,6 +80,7 @@ for preset in unet3d resnet50 cosmoflow; do
     end=$(now)
     count=$(ls -f "$work/$preset/train" | grep -c img_)
     listed=$(now)
-    python3 -c "print(f'| $preset | $count | {($end - $start) * 1000:.0f} ms | {($listed - $end) * 1000:.0f} ms |')"
+    python3 -c "
+print(f'| $preset | $count | {($end - $start) * 1000:.0f} ms | {($listed - $end) * 1000:.0f} ms |')"
     "$mountctl" umount "$work/$preset" >/dev/null
 done
