@@ -123,6 +123,26 @@ fn valid_exists_when_empty_and_presets_mount_instantly() {
     assert!(start.elapsed().as_millis() < 100);
 }
 
+#[test]
+fn npz_crcs_are_computed_ahead_of_reads() {
+    let fs = std::sync::Arc::new(core(dataset(Format::Npz, 2, 0)));
+    dgenfs::dlio::spawn_checksum_warmer(&fs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs.checksums().member_crc(8).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "warmer did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let valid = fs.lookup(ROOT_INO, OsStr::new("valid")).unwrap().ino;
+    let last = fs.lookup(valid, OsStr::new("img_1_of_2.npz")).unwrap().ino;
+    let mut head = [0; 18];
+    fs.read(last, 0, &mut head).unwrap();
+    let crc = u32::from_le_bytes(head[14..18].try_into().unwrap());
+    assert_eq!(fs.checksums().member_crc(8), Some(crc));
+}
+
 /// The Python of a venv with numpy and h5py, set up once per test run.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -203,33 +223,63 @@ fn tfrecord_crcs_and_examples_hold() {
     check_with_python(dataset(Format::TfRecord, 1, 4));
 }
 
-/// Core read speed of each format next to raw, without FUSE (`--ignored --nocapture`).
+/// GB/s of reading every file of `fs` whole in 1 MiB reads on this thread.
+fn read_all_rate(fs: &FsCore) -> f64 {
+    let mut buf = vec![0; 1 << 20];
+    let start = std::time::Instant::now();
+    let mut total = 0;
+    for (_, ino) in files(fs) {
+        let mut pos = 0;
+        while let Ok(n @ 1..) = fs.read(ino, pos, &mut buf) {
+            pos += n as u64;
+        }
+        total += pos;
+    }
+    total as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Core read speed of each format next to raw, without FUSE: the first read of every file,
+/// then the median of five rounds that read every format in turn.
+/// Run with `cargo test --release --test formats -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn core_read_speed_by_format() {
-    for format in Format::ALL {
-        let samples = if format == Format::TfRecord { 1024 } else { 1 };
-        let fs = core(DlioSpec {
-            format,
-            files_train: 4,
-            files_valid: 0,
-            samples_per_file: samples,
-            record_length: (64 << 20) / samples,
-            record_length_stdev: 0,
-            subfolders: 0,
-            seed: 1,
-        });
-        let mut buf = vec![0; 1 << 20];
-        let start = std::time::Instant::now();
-        let mut total = 0;
-        for (_, ino) in files(&fs) {
-            let mut pos = 0;
-            while let Ok(n @ 1..) = fs.read(ino, pos, &mut buf) {
-                pos += n as u64;
-            }
-            total += pos;
+    let cores: Vec<(Format, FsCore)> = Format::ALL
+        .into_iter()
+        .map(|format| {
+            let samples = if format == Format::TfRecord { 1024 } else { 1 };
+            let dlio = DlioSpec {
+                format,
+                files_train: 4,
+                files_valid: 0,
+                samples_per_file: samples,
+                record_length: (128 << 20) / samples,
+                record_length_stdev: 0,
+                subfolders: 0,
+                seed: 1,
+            };
+            (format, core(dlio))
+        })
+        .collect();
+    let first: Vec<f64> = cores.iter().map(|(_, fs)| read_all_rate(fs)).collect();
+    let mut later = vec![Vec::new(); cores.len()];
+    for _ in 0..5 {
+        for (k, (_, fs)) in cores.iter().enumerate() {
+            later[k].push(read_all_rate(fs));
         }
-        let secs = start.elapsed().as_secs_f64();
-        println!("{format}: {:.2} GB/s", total as f64 / secs / 1e9);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let raw_later = median(&mut later[0].clone());
+    for (k, (format, _)) in cores.iter().enumerate() {
+        let m = median(&mut later[k]);
+        println!(
+            "| {format} | {:.2} | {:.2} | {m:.2} | {:.2} |",
+            first[k],
+            first[k] / first[0],
+            m / raw_later
+        );
     }
 }

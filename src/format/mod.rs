@@ -207,6 +207,14 @@ impl FileLayout {
         n
     }
 
+    /// Computes and caches the checksums a first read would need, if the format has any
+    /// that cover a whole member (npz); other formats need nothing ahead.
+    pub fn precompute_checksums(&self, src: &Source<'_>) {
+        if let FileLayout::Npz(npz) = self {
+            npz.precompute_crc(src);
+        }
+    }
+
     /// The framing of a formatted file, or the length of a raw one.
     fn framing(&self) -> Result<&dyn Framing, u64> {
         match self {
@@ -256,6 +264,11 @@ pub struct ChecksumCache {
 impl ChecksumCache {
     /// Most entries each map holds before it is cleared.
     pub const CAPACITY: usize = 1 << 18;
+
+    /// The cached CRC-32 of the payload member of npz file `file_key`, if computed.
+    pub fn member_crc(&self, file_key: u64) -> Option<u32> {
+        cached(&self.member_crc, &file_key)
+    }
 }
 
 /// Looks `key` up in `map`.

@@ -179,6 +179,11 @@ impl FsCore {
         &self.counters
     }
 
+    /// Checksums over payload computed so far (npz CRC-32, TFRecord CRC-32C).
+    pub fn checksums(&self) -> &ChecksumCache {
+        &self.checksums
+    }
+
     /// Finds `name` in directory `parent`.
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Attr, FsError> {
         let dir = self.dir(parent)?;
