@@ -145,10 +145,12 @@ impl Lanes {
     #[inline(always)]
     fn runs_inline(&mut self, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
         let mut lanes = self.clone();
-        for block in run_blocks(out, runs) {
-            let words = lanes.step();
-            for (dst, word) in block.chunks_exact_mut(8).zip(words) {
-                dst.copy_from_slice(&word.to_le_bytes());
+        for run in runs {
+            for block in run_bytes(out, run) {
+                let words = lanes.step();
+                for (dst, word) in block.chunks_exact_mut(8).zip(words) {
+                    dst.copy_from_slice(&word.to_le_bytes());
+                }
             }
         }
         *self = lanes;
@@ -194,19 +196,10 @@ pub struct Run {
     pub steps: usize,
 }
 
-/// The 64-byte blocks the runs cover, in order.
+/// The bytes a run covers, a whole number of 64-byte blocks.
 #[inline(always)]
-fn run_blocks<'a>(out: &'a mut [u8], runs: &'a [Run]) -> impl Iterator<Item = &'a mut [u8]> {
-    let mut rest = out;
-    let mut consumed = 0;
-    runs.iter().flat_map(move |run| {
-        let taken = std::mem::take(&mut rest);
-        let (_, from) = taken.split_at_mut(run.at - consumed);
-        let (blocks, after) = from.split_at_mut(run.steps * STEP_BYTES);
-        consumed = run.at + run.steps * STEP_BYTES;
-        rest = after;
-        blocks.chunks_exact_mut(STEP_BYTES)
-    })
+fn run_bytes<'a>(out: &'a mut [u8], run: &Run) -> std::slice::ChunksExactMut<'a, u8> {
+    out[run.at..run.at + run.steps * STEP_BYTES].chunks_exact_mut(STEP_BYTES)
 }
 
 /// Fills `out` with the first `out.len()` bytes of the stream keyed by `key`.
@@ -271,17 +264,19 @@ unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &
             _mm512_loadu_si512(ptr.add(3)),
         )
     };
-    for block in run_blocks(out, runs) {
-        let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-        let t = _mm512_slli_epi64::<17>(s1);
-        s2 = _mm512_xor_si512(s2, s0);
-        s3 = _mm512_xor_si512(s3, s1);
-        s1 = _mm512_xor_si512(s1, s2);
-        s0 = _mm512_xor_si512(s0, s3);
-        s2 = _mm512_xor_si512(s2, t);
-        s3 = _mm512_rol_epi64::<45>(s3);
-        // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
-        unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, word) };
+    for run in runs {
+        for block in run_bytes(out, run) {
+            let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+            let t = _mm512_slli_epi64::<17>(s1);
+            s2 = _mm512_xor_si512(s2, s0);
+            s3 = _mm512_xor_si512(s3, s1);
+            s1 = _mm512_xor_si512(s1, s2);
+            s0 = _mm512_xor_si512(s0, s3);
+            s2 = _mm512_xor_si512(s2, t);
+            s3 = _mm512_rol_epi64::<45>(s3);
+            // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
+            unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, word) };
+        }
     }
     // SAFETY: as for the loads above.
     unsafe {
@@ -312,19 +307,23 @@ unsafe fn runs_avx2(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[S
             *v = unsafe { _mm256_loadu_si256(ptr.add(w * 2 + h)) };
         }
     }
-    for block in run_blocks(out, runs) {
-        for (h, half) in halves.iter_mut().enumerate() {
-            let [s0, s1, s2, s3] = *half;
-            let word = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
-            let t = _mm256_slli_epi64::<17>(s1);
-            let s2 = _mm256_xor_si256(s2, s0);
-            let s3 = _mm256_xor_si256(s3, s1);
-            let s1 = _mm256_xor_si256(s1, s2);
-            let s0 = _mm256_xor_si256(s0, s3);
-            let s2 = _mm256_xor_si256(s2, t);
-            *half = [s0, s1, s2, rotl::<45, 19>(s3)];
-            // SAFETY: `block` is exactly 64 writable bytes; half h is bytes 32h..32h+32.
-            unsafe { _mm256_storeu_si256(block.as_mut_ptr().add(32 * h) as *mut __m256i, word) };
+    for run in runs {
+        for block in run_bytes(out, run) {
+            for (h, half) in halves.iter_mut().enumerate() {
+                let [s0, s1, s2, s3] = *half;
+                let word = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+                let t = _mm256_slli_epi64::<17>(s1);
+                let s2 = _mm256_xor_si256(s2, s0);
+                let s3 = _mm256_xor_si256(s3, s1);
+                let s1 = _mm256_xor_si256(s1, s2);
+                let s0 = _mm256_xor_si256(s0, s3);
+                let s2 = _mm256_xor_si256(s2, t);
+                *half = [s0, s1, s2, rotl::<45, 19>(s3)];
+                // SAFETY: `block` is exactly 64 writable bytes; half h is bytes 32h..32h+32.
+                unsafe {
+                    _mm256_storeu_si256(block.as_mut_ptr().add(32 * h) as *mut __m256i, word)
+                };
+            }
         }
     }
     for (h, half) in halves.iter().enumerate() {
