@@ -109,6 +109,95 @@ impl Preset {
     }
 }
 
+/// How a tree's files are named and grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `file_N` in `dir_N` directories, sized by the tree's size and file size or count.
+    Plain,
+    /// DLIO's `train/` and `valid/` with `img_<i>_of_<N>.<ext>` files.
+    Dlio,
+}
+
+impl Layout {
+    /// Parses `plain` or `dlio`.
+    pub fn parse(text: &str) -> Result<Layout, SpecError> {
+        match text.trim() {
+            "plain" => Ok(Layout::Plain),
+            "dlio" => Ok(Layout::Dlio),
+            _ => Err(SpecError::new("layout", text, "expected plain or dlio")),
+        }
+    }
+}
+
+/// A DLIO dataset as a user asks for it: every knob is optional.
+///
+/// This is what `mountctl`'s dataset flags and the Python keywords fill in. An unset knob
+/// takes the preset's value, else DLIO's default: raw files, 8 in `train/`, none in
+/// `valid/`, one sample of 1 MiB per file, no subfolders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DlioRequest {
+    /// File format.
+    pub format: Option<Format>,
+    /// Tree layout; dlio when a preset or a format other than raw is given, else plain.
+    pub layout: Option<Layout>,
+    /// MLPerf Storage workload whose shape is the base of the other knobs.
+    pub preset: Option<Preset>,
+    /// Files in `train/`.
+    pub files_train: Option<u64>,
+    /// Files in `valid/`.
+    pub files_valid: Option<u64>,
+    /// Samples per file.
+    pub samples_per_file: Option<u64>,
+    /// Mean bytes of one sample.
+    pub record_length: Option<u64>,
+    /// Standard deviation of the bytes of one sample.
+    pub record_length_stdev: Option<u64>,
+    /// Subfolders of `train/`.
+    pub subfolders: Option<u64>,
+}
+
+impl DlioRequest {
+    /// The dataset this request describes with size seed `seed`, or `None` for a plain tree.
+    ///
+    /// The plain layout with a preset or a framed format is an error. The values are not
+    /// range-checked here; [`DlioTree::new`] does that.
+    pub fn resolve(&self, seed: u64) -> Result<Option<DlioSpec>, SpecError> {
+        let implied = self.preset.is_some() || self.format.is_some_and(|f| f != Format::Raw);
+        match (self.layout, implied) {
+            (Some(Layout::Plain), true) => {
+                let allowed = "plain trees serve raw files; drop format and preset, or use dlio";
+                return Err(SpecError::new("layout", "plain", allowed));
+            }
+            (Some(Layout::Plain), false) | (None, false) => return Ok(None),
+            _ => {}
+        }
+
+        let base = match self.preset {
+            Some(p) => p.spec(seed),
+            None => DlioSpec {
+                format: Format::Raw,
+                files_train: 8,
+                files_valid: 0,
+                samples_per_file: 1,
+                record_length: 1 << 20,
+                record_length_stdev: 0,
+                subfolders: 0,
+                seed,
+            },
+        };
+        Ok(Some(DlioSpec {
+            format: self.format.unwrap_or(base.format),
+            files_train: self.files_train.unwrap_or(base.files_train),
+            files_valid: self.files_valid.unwrap_or(base.files_valid),
+            samples_per_file: self.samples_per_file.unwrap_or(base.samples_per_file),
+            record_length: self.record_length.unwrap_or(base.record_length),
+            record_length_stdev: self.record_length_stdev.unwrap_or(base.record_length_stdev),
+            subfolders: self.subfolders.unwrap_or(base.subfolders),
+            seed,
+        }))
+    }
+}
+
 /// A DLIO tree: every query is O(1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DlioTree {
@@ -530,5 +619,35 @@ mod tests {
             "subfolders"
         );
         assert_eq!(Preset::parse("bert").unwrap_err().field, "preset");
+    }
+
+    #[test]
+    fn request_defaults_presets_and_layouts() {
+        assert_eq!(DlioRequest::default().resolve(7), Ok(None));
+        let npz = DlioRequest {
+            format: Some(Format::Npz),
+            ..DlioRequest::default()
+        };
+        let spec = npz.resolve(7).unwrap().unwrap();
+        assert_eq!(
+            (spec.files_train, spec.record_length, spec.seed),
+            (8, 1 << 20, 7)
+        );
+
+        let unet = DlioRequest {
+            preset: Some(Preset::Unet3d),
+            files_train: Some(2),
+            ..DlioRequest::default()
+        };
+        let spec = unet.resolve(1).unwrap().unwrap();
+        assert_eq!((spec.format, spec.files_train), (Format::Npz, 2));
+        assert_eq!(spec.record_length, Preset::Unet3d.spec(1).record_length);
+
+        let plain = DlioRequest {
+            layout: Some(Layout::Plain),
+            ..npz
+        };
+        assert_eq!(plain.resolve(7).unwrap_err().field, "layout");
+        assert_eq!(Layout::parse("flat").unwrap_err().field, "layout");
     }
 }

@@ -1,20 +1,11 @@
 //! Flags that make a tree a DLIO dataset: format, layout, DLIO's knobs and presets.
 
-use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
-use dgenfs::dlio::{DlioSpec, Preset};
+use anyhow::Result;
+use clap::Args;
+use dgenfs::dlio::{DlioRequest, DlioSpec, Layout, Preset};
 use dgenfs::format::Format;
 
 use crate::args::parse_size;
-
-/// How files are named and grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LayoutArg {
-    /// `file_N` in `dir_N` directories, sized by --size and --file-size or --files
-    Plain,
-    /// DLIO's `train/` and `valid/` with `img_<i>_of_<N>.<ext>` files
-    Dlio,
-}
 
 /// Flags of a DLIO dataset; any of --format (other than raw), --preset or --layout dlio
 /// turns the tree into one.
@@ -24,9 +15,9 @@ pub struct DatasetArgs {
     #[arg(long, value_parser = Format::parse)]
     pub format: Option<Format>,
 
-    /// Tree layout (default dlio when --format or --preset is given, else plain)
-    #[arg(long, value_enum)]
-    pub layout: Option<LayoutArg>,
+    /// Tree layout: plain or dlio (default dlio when --format or --preset is given, else plain)
+    #[arg(long, value_parser = Layout::parse)]
+    pub layout: Option<Layout>,
 
     /// MLPerf Storage workload shape: unet3d, resnet50 or cosmoflow; other flags override it
     #[arg(long, value_parser = Preset::parse)]
@@ -60,36 +51,17 @@ pub struct DatasetArgs {
 impl DatasetArgs {
     /// The DLIO dataset these flags describe, or `None` for a plain tree.
     pub fn to_spec(&self, seed: u64) -> Result<Option<DlioSpec>> {
-        let implied = self.preset.is_some() || self.format.is_some_and(|f| f != Format::Raw);
-        match (self.layout, implied) {
-            (Some(LayoutArg::Plain), true) => {
-                bail!("--layout plain serves raw files only; drop --format/--preset or use dlio")
-            }
-            (Some(LayoutArg::Plain), false) | (None, false) => return Ok(None),
-            _ => {}
-        }
-        let base = match self.preset {
-            Some(p) => p.spec(seed),
-            None => DlioSpec {
-                format: Format::Raw,
-                files_train: 8,
-                files_valid: 0,
-                samples_per_file: 1,
-                record_length: 1 << 20,
-                record_length_stdev: 0,
-                subfolders: 0,
-                seed,
-            },
+        let request = DlioRequest {
+            format: self.format,
+            layout: self.layout,
+            preset: self.preset,
+            files_train: self.files_train,
+            files_valid: self.files_valid,
+            samples_per_file: self.samples_per_file,
+            record_length: self.record_length,
+            record_length_stdev: self.record_length_stdev,
+            subfolders: self.subfolders,
         };
-        Ok(Some(DlioSpec {
-            format: self.format.unwrap_or(base.format),
-            files_train: self.files_train.unwrap_or(base.files_train),
-            files_valid: self.files_valid.unwrap_or(base.files_valid),
-            samples_per_file: self.samples_per_file.unwrap_or(base.samples_per_file),
-            record_length: self.record_length.unwrap_or(base.record_length),
-            record_length_stdev: self.record_length_stdev.unwrap_or(base.record_length_stdev),
-            subfolders: self.subfolders.unwrap_or(base.subfolders),
-            seed,
-        }))
+        Ok(request.resolve(seed)?)
     }
 }

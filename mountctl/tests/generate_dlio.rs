@@ -89,5 +89,5 @@ fn path_errors_are_one_line() {
     let out = mountctl(&[
         "generate", "--format", "npz", "--layout", "plain", "--size", "1",
     ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--layout plain"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid layout 'plain'"));
 }

@@ -51,9 +51,6 @@ except Exception:  # pragma: no cover - only without installed metadata
 
 StreamingGenerator = Generator
 
-_NUMA_MODES = ("auto", "force", "disabled")
-
-
 def generate_data(
     size: int,
     dedup_ratio: float = 1.0,
@@ -165,13 +162,31 @@ def mount(
     threads: Optional[int] = None,
     kernel_cache: bool = False,
     cache: Optional[SizeLike] = None,
-    numa: str = "auto",
+    numa: Union[str, int] = "auto",
     dedup_unit: SizeLike = "4K",
+    format: Optional[str] = None,
+    layout: Optional[str] = None,
+    preset: Optional[str] = None,
+    files_train: Optional[int] = None,
+    files_valid: Optional[int] = None,
+    samples_per_file: Optional[int] = None,
+    record_length: Optional[SizeLike] = None,
+    record_length_stdev: Optional[SizeLike] = None,
+    subfolders: Optional[int] = None,
 ) -> Mount:
-    if numa not in _NUMA_MODES:
-        raise ValueError(f"invalid numa '{numa}': expected 'auto', 'force' or 'disabled'")
     if file_size is not None and files is not None:
         raise ValueError("give file_size or files, not both")
+    dataset = {
+        "format": format,
+        "layout": layout,
+        "preset": preset,
+        "files_train": files_train,
+        "files_valid": files_valid,
+        "samples_per_file": samples_per_file,
+        "record_length": record_length,
+        "record_length_stdev": record_length_stdev,
+        "subfolders": subfolders,
+    }
     auto_unmount = shutil.which("fusermount3") is not None
     if not auto_unmount:
         warnings.warn(
@@ -198,6 +213,8 @@ def mount(
             threads=threads,
             kernel_cache=kernel_cache,
             cache=cache,
+            numa=numa,
+            dataset=dataset,
             auto_unmount=auto_unmount,
         )
     except BaseException:
@@ -205,6 +222,6 @@ def mount(
             shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     spec = dict(handle.spec())
-    spec.update(numa=numa, cache=cache, kernel_cache=kernel_cache, threads=threads)
+    spec.update(kernel_cache=kernel_cache, threads=threads)
     return Mount(handle, spec, tmpdir)
 

@@ -192,7 +192,9 @@ class Mount:
     seed: int
     """The content seed; pass it back to ``mount`` to see the same bytes."""
     spec: Dict[str, Any]
-    """size, compress, dedup, dedup_unit, seed, file_size or files, files_per_dir, ..."""
+    """size, compress, dedup, dedup_unit, seed, cache, numa, layout, format, files, and
+    file_size and files_per_dir (plain) or files_train, files_valid, samples_per_file,
+    record_length, record_length_stdev and subfolders (dlio)."""
 
     def __init__(self, handle: Any, spec: Dict[str, Any], tmpdir: Optional[Path]) -> None: ...
     def stats(self) -> Dict[str, Any]:
@@ -215,13 +217,40 @@ def mount(
     threads: Optional[int] = None,
     kernel_cache: bool = False,
     cache: Optional[SizeLike] = None,
-    numa: str = "auto",
+    numa: Union[str, int] = "auto",
     dedup_unit: SizeLike = "4K",
+    format: Optional[str] = None,
+    layout: Optional[str] = None,
+    preset: Optional[str] = None,
+    files_train: Optional[int] = None,
+    files_valid: Optional[int] = None,
+    samples_per_file: Optional[int] = None,
+    record_length: Optional[SizeLike] = None,
+    record_length_stdev: Optional[SizeLike] = None,
+    subfolders: Optional[int] = None,
 ) -> Mount:
     """Mounts a tree of ``size`` bytes and returns once the kernel serves it.
 
     Files default to 1 GiB each (``file_size``), or ``files`` files of equal size. With
     ``mountpoint=None`` a temporary directory is made and removed after unmount.
-    ``cache`` and ``numa`` are validated and recorded in ``spec``; the mount does not use
-    them yet. Mount failures raise OSError subclasses naming the mount point.
+
+    ``cache`` is the memory of the block cache and read-ahead in bytes or as a size string
+    (``None``: the library default, 256 MiB; ``0`` turns both off). ``numa`` places the
+    cache: ``"auto"`` (a shard and generation pool per NUMA node), ``"uma"`` (one for the
+    whole machine) or a node number (everything on that node).
+
+    The DLIO keywords match ``mountctl mount``'s flags and make the tree a DLIO dataset:
+    ``train/`` and ``valid/`` of ``img_<i>_of_<N>.<format>`` files, with ``size``,
+    ``file_size`` and ``files`` ignored. ``format`` is ``"raw"``, ``"npy"``, ``"npz"``,
+    ``"hdf5"`` or ``"tfrecord"``; ``layout`` is ``"plain"`` or ``"dlio"`` (dlio when
+    ``preset`` or a format other than raw is given; plain with either is a ValueError);
+    ``preset`` (``"unet3d"``, ``"resnet50"``, ``"cosmoflow"``) sets the MLPerf Storage
+    shape that the other keywords override. Without a preset the defaults are raw,
+    ``files_train=8``, ``files_valid=0``, ``samples_per_file=1``, ``record_length`` 1 MiB
+    (mean bytes of one sample), ``record_length_stdev=0`` and no ``subfolders`` of
+    ``train/``.
+
+    ``spec`` records what was mounted, including ``cache`` (bytes), ``numa``, ``layout``
+    and ``format``. Bad values raise ValueError naming the parameter; mount failures raise
+    OSError subclasses naming the mount point.
     """

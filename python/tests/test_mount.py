@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -113,3 +114,79 @@ def test_no_stale_mount_after_sigkill(fuse):
             os.system(f"umount -l {path}")
         if path.is_dir():
             path.rmdir()
+
+
+def test_dlio_npz_tree_loads_with_numpy(fuse, mountctl, tmp_path):
+    np = pytest.importorskip("numpy")
+    with dgen_py.mount(
+        layout="dlio", format="npz", files_train=4, files_valid=1, record_length="64KiB",
+        samples_per_file=2, seed=5,
+    ) as m:
+        assert m.spec["layout"] == "dlio" and m.spec["format"] == "npz"
+        assert m.spec["files"] == 5 and m.spec["record_length"] == 64 * 1024
+        files = files_under(m.path)
+        names = [str(f.relative_to(m.path)) for f in files]
+        assert names == [f"train/img_{i}_of_4.npz" for i in range(4)] + ["valid/img_0_of_1.npz"]
+        for f, name in zip(files, names):
+            with np.load(f) as npz:
+                x, y = npz["x"], npz["y"]
+            assert x.dtype == np.uint8 and x.shape == (256, 256, 2), name
+            assert y.dtype == np.int64 and not y.any(), name
+            cli = tmp_path / "cli.npz"
+            subprocess.run(
+                [str(mountctl), "generate", "--seed", "5", "--format", "npz",
+                 "--files-train", "4", "--files-valid", "1", "--record-length", "64KiB",
+                 "--samples-per-file", "2", "--path", name, "-o", str(cli)],
+                check=True, capture_output=True,
+            )
+            assert f.read_bytes() == cli.read_bytes(), name
+
+
+def test_preset_with_overrides(fuse):
+    with dgen_py.mount(preset="unet3d", files_train=2, record_length="1MiB",
+                       record_length_stdev=0) as m:
+        assert m.spec["format"] == "npz" and m.spec["files_train"] == 2
+        assert [f.name for f in files_under(m.path)] == ["img_0_of_2.npz", "img_1_of_2.npz"]
+
+
+@pytest.mark.parametrize("cache,numa", [(0, "auto"), (None, "uma"), ("8M", 0), ("8M", "0")])
+def test_cache_and_numa_options(fuse, cache, numa):
+    with dgen_py.mount(size="4M", files=2, seed=9, cache=cache, numa=numa) as m:
+        expected = {None: 256 * MiB, 0: 0, "8M": 8 * MiB}[cache]
+        assert m.spec["cache"] == expected and m.spec["numa"] == str(numa)
+        gen = dgen_py.Generator(size=4 * MiB, seed=9)
+        for f in files_under(m.path):
+            assert f.read_bytes() == bytes(gen.get_chunk(2 * MiB)), f
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(format="parquet"), "format"),
+        (dict(layout="flat"), "layout"),
+        (dict(layout="plain", format="npz"), "layout"),
+        (dict(layout="plain", preset="resnet50"), "layout"),
+        (dict(preset="bert"), "preset"),
+        (dict(layout="dlio", samples_per_file=0), "samples_per_file"),
+        (dict(layout="dlio", record_length=0), "record_length"),
+        (dict(layout="dlio", record_length="big"), "record_length"),
+        (dict(layout="dlio", record_length_stdev="wide"), "record_length_stdev"),
+        (dict(layout="dlio", files_train=2, subfolders=3), "subfolders"),
+        (dict(layout="dlio", files_train=-1), "files_train"),
+        (dict(cache="lots"), "cache"),
+        (dict(numa="both"), "numa"),
+        (dict(numa=-1), "numa"),
+        (dict(numa=4096), "numa"),
+    ],
+)
+def test_option_value_errors(fuse, tmp_path, kwargs, field):
+    with pytest.raises(ValueError, match=f"invalid {field} "):
+        dgen_py.mount(mountpoint=tmp_path, **kwargs)
+    assert str(tmp_path) not in mounted_points()
+
+
+def test_option_type_errors(tmp_path):
+    with pytest.raises(TypeError, match="format"):
+        dgen_py.mount(mountpoint=tmp_path, format=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="numa"):
+        dgen_py.mount(mountpoint=tmp_path, numa=1.5)  # type: ignore[arg-type]
