@@ -49,6 +49,11 @@ pub struct MountOptions {
     pub auto_unmount: bool,
     /// Block cache and read-ahead; a capacity of 0 turns both off (default 256 MiB).
     pub cache: CacheConfig,
+    /// Use the cache only where it pays: trees with dedup above 1, whose duplicate units it
+    /// generates once (default true). With dedup 1 every block is read once, and generating
+    /// on the session thread measured faster than the cache's read-ahead (docs/BENCHMARKS.md).
+    /// An explicit cache size from the user sets this to false.
+    pub cache_auto: bool,
     /// How the cache spreads over NUMA nodes (default `auto`).
     pub numa: NumaMode,
 }
@@ -65,6 +70,7 @@ impl MountOptions {
             allow_other: false,
             auto_unmount: false,
             cache: CacheConfig::default(),
+            cache_auto: true,
             numa: NumaMode::Auto,
         }
     }
@@ -187,7 +193,8 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
 
 /// Puts a block cache behind `core` unless the options turn it off.
 fn with_cache(core: FsCore, opts: &MountOptions) -> Result<FsCore, MountError> {
-    if opts.cache.capacity == 0 {
+    let pays = !opts.cache_auto || opts.content.dedup > 1.0;
+    if opts.cache.capacity == 0 || !pays {
         return Ok(core);
     }
     let binder = Binder::detect(opts.numa).map_err(CacheError::from)?;

@@ -64,6 +64,7 @@ fn mount_with(content: ContentSpec, tree: TreeSpec, capacity: u64) -> TestMount 
         capacity,
         ..CacheConfig::default()
     };
+    opts.cache_auto = false;
     opts.numa = NumaMode::Auto;
     let handle = mount(&opts).expect("mount");
     TestMount { handle, _dir: dir }
@@ -161,6 +162,27 @@ fn a_dedup_10_tree_read_end_to_end_hits_85_percent() {
     }
     let stats = m.cache_stats().expect("cache on").total();
     assert!(stats.unit_hit_rate() >= 0.85, "{stats:?}");
+}
+
+#[test]
+fn default_cache_is_on_for_dedup_and_off_without() {
+    if !fuse_available() {
+        return;
+    }
+    for (dedup, on) in [(1.0, false), (2.0, true)] {
+        let content = ContentSpec {
+            dedup,
+            ..ContentSpec::with_seed(4)
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut opts = MountOptions::new(dir.path(), content);
+        opts.tree = tree(4 << 20, 1 << 20);
+        let m = TestMount {
+            handle: mount(&opts).expect("mount"),
+            _dir: dir,
+        };
+        assert_eq!(m.cache_stats().is_some(), on, "dedup {dedup}");
+    }
 }
 
 #[test]

@@ -65,8 +65,9 @@ pub struct MountArgs {
     pub auto_unmount: bool,
 
     /// Memory for the block cache and read-ahead, e.g. 256M, 1G; 0 turns both off
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
-    pub cache: u64,
+    /// [default: 256M when --dedup is above 1, else off]
+    #[arg(long, value_parser = parse_size)]
+    pub cache: Option<u64>,
 
     /// NUMA placement: auto (a cache shard and pool per node), uma (one), or a node number
     #[arg(long, default_value = "auto")]
@@ -139,9 +140,10 @@ fn options(args: &MountArgs) -> Result<MountOptions> {
         allow_other: args.allow_other,
         auto_unmount: args.auto_unmount,
         cache: CacheConfig {
-            capacity: args.cache,
+            capacity: args.cache.unwrap_or(dgenfs::cache::DEFAULT_CAPACITY),
             ..CacheConfig::default()
         },
+        cache_auto: args.cache.is_none(),
         numa: args.numa,
     })
 }

@@ -216,6 +216,7 @@ pub fn mount(
             capacity,
             ..CacheConfig::default()
         };
+        opts.cache_auto = false;
     }
     opts.numa = numa_mode(numa)?;
 
