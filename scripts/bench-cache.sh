@@ -51,14 +51,14 @@ cache_line() { "$mountctl" status "$mnt" | grep '  cache:' | sed 's/^ *//'; }
 "$mountctl" generate --size "$bytes" --seed 1 -o "$shm/file_0" 2>/dev/null
 "$mountctl" generate --size "$bytes" --offset "$bytes" --seed 1 -o "$shm/file_1" 2>/dev/null
 
-echo "| readers | --cache 0 | --cache 256M (default) | tmpfs |"
+echo "| readers | --cache 0 (the default at dedup 1) | --cache 256M | tmpfs |"
 echo "|---|---|---|---|"
 for readers in 1 2; do
     files=(); for ((i = 0; i < readers; i++)); do files+=("$mnt/file_$i"); done
     shm_files=(); for ((i = 0; i < readers; i++)); do shm_files+=("$shm/file_$i"); done
     mount_tree --size $((2 * bytes)) --files 2 --cache 0
     off=$(dd_rate "${files[@]}"); umount_tree
-    mount_tree --size $((2 * bytes)) --files 2
+    mount_tree --size $((2 * bytes)) --files 2 --cache 256M
     on=$(dd_rate "${files[@]}"); umount_tree
     tmpfs=$(dd_rate "${shm_files[@]}")
     echo "| $readers x dd bs=1M, $file_size each | $off GB/s | $on GB/s | $tmpfs GB/s |"

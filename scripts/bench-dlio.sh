@@ -42,7 +42,7 @@ read_rate() {
 }
 
 # Formatted files bypass the block cache, so the baseline is raw with --cache 0 (the same
-# generator-direct path); "raw+cache" is raw with the default block cache, for reference.
+# generator-direct path); "raw+cache" is raw with a 256M block cache, for reference.
 formats=(raw npy npz hdf5 tfrecord raw+cache)
 record_bytes=$(python3 -c "print(int($(echo "$record" | sed 's/MiB/*1048576/; s/KiB/*1024/')))")
 for format in "${formats[@]}"; do
@@ -50,7 +50,7 @@ for format in "${formats[@]}"; do
     samples=1
     [ "$format" = tfrecord ] && samples=1024
     cache=(--cache 0)
-    [ "$format" = raw+cache ] && cache=()
+    [ "$format" = raw+cache ] && cache=(--cache 256M)
     "$mountctl" mount "$work/$format" --layout dlio --format "${format%+cache}" \
         --files-train "$files" --samples-per-file "$samples" \
         --record-length $((record_bytes / samples)) --seed 7 "${cache[@]}" >/dev/null
