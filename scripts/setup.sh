@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what dgenfs needs on a fresh Debian machine and builds `mountctl` into
-# /usr/local/bin. Run as root. Idempotent: packages already present are not reinstalled.
+# Installs what dgenfs needs on a fresh Debian machine, builds `mountctl` into
+# /usr/local/bin and installs the `dgen_py` Python package into python3 (or, where the
+# interpreter is externally managed, into the venv .venv). Run as root. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,13 @@ fi
 cargo build --release --locked -p mountctl
 install -m 0755 target/release/mountctl /usr/local/bin/mountctl
 echo "installed /usr/local/bin/mountctl"
+
+# dgen_py: the build backend (maturin) comes from PyPI; python/target keeps the Rust build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/python/target}"
+if python3 -m pip install -q ./python 2>/dev/null; then
+    echo "installed dgen_py into $(command -v python3)"
+else
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q ./python
+    echo "installed dgen_py into $PWD/.venv (use .venv/bin/python)"
+fi
