@@ -47,13 +47,12 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Have `fusermount3` unmount when this process dies, even by SIGKILL (default off).
     pub auto_unmount: bool,
-    /// Block cache and read-ahead; a capacity of 0 turns both off (default 256 MiB).
+    /// Block cache and read-ahead; a capacity of 0 turns both off (default off).
+    ///
+    /// Off by default because on the machines measured (docs/BENCHMARKS.md, "Cache") filling
+    /// each read on the session thread was faster than serving it from the cache, with or
+    /// without dedup: the generator runs at about the speed of the copy to the reader.
     pub cache: CacheConfig,
-    /// Use the cache only where it pays: trees with dedup above 1, whose duplicate units it
-    /// generates once (default true). With dedup 1 every block is read once, and generating
-    /// on the session thread measured faster than the cache's read-ahead (docs/BENCHMARKS.md).
-    /// An explicit cache size from the user sets this to false.
-    pub cache_auto: bool,
     /// How the cache spreads over NUMA nodes (default `auto`).
     pub numa: NumaMode,
 }
@@ -69,8 +68,10 @@ impl MountOptions {
             kernel_cache: false,
             allow_other: false,
             auto_unmount: false,
-            cache: CacheConfig::default(),
-            cache_auto: true,
+            cache: CacheConfig {
+                capacity: 0,
+                ..CacheConfig::default()
+            },
             numa: NumaMode::Auto,
         }
     }
@@ -193,8 +194,7 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
 
 /// Puts a block cache behind `core` unless the options turn it off.
 fn with_cache(core: FsCore, opts: &MountOptions) -> Result<FsCore, MountError> {
-    let pays = !opts.cache_auto || opts.content.dedup > 1.0;
-    if opts.cache.capacity == 0 || !pays {
+    if opts.cache.capacity == 0 {
         return Ok(core);
     }
     let binder = Binder::detect(opts.numa).map_err(CacheError::from)?;

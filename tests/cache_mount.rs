@@ -64,7 +64,6 @@ fn mount_with(content: ContentSpec, tree: TreeSpec, capacity: u64) -> TestMount 
         capacity,
         ..CacheConfig::default()
     };
-    opts.cache_auto = false;
     opts.numa = NumaMode::Auto;
     let handle = mount(&opts).expect("mount");
     TestMount { handle, _dir: dir }
@@ -165,11 +164,11 @@ fn a_dedup_10_tree_read_end_to_end_hits_85_percent() {
 }
 
 #[test]
-fn default_cache_is_on_for_dedup_and_off_without() {
+fn the_cache_is_off_by_default() {
     if !fuse_available() {
         return;
     }
-    for (dedup, on) in [(1.0, false), (2.0, true)] {
+    for (dedup, on) in [(1.0, false), (2.0, false)] {
         let content = ContentSpec {
             dedup,
             ..ContentSpec::with_seed(4)

@@ -235,7 +235,7 @@ def mount(
     ``mountpoint=None`` a temporary directory is made and removed after unmount.
 
     ``cache`` is the memory of the block cache and read-ahead in bytes or as a size string
-    (``None``: the library default, 256 MiB; ``0`` turns both off). ``numa`` places the
+    (``None`` or ``0``: off, the default, which measured faster on small machines). ``numa`` places the
     cache: ``"auto"`` (a shard and generation pool per NUMA node), ``"uma"`` (one for the
     whole machine) or a node number (everything on that node).
 

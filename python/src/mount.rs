@@ -216,7 +216,6 @@ pub fn mount(
             capacity,
             ..CacheConfig::default()
         };
-        opts.cache_auto = false;
     }
     opts.numa = numa_mode(numa)?;
 

@@ -152,7 +152,7 @@ def test_preset_with_overrides(fuse):
 @pytest.mark.parametrize("cache,numa", [(0, "auto"), (None, "uma"), ("8M", 0), ("8M", "0")])
 def test_cache_and_numa_options(fuse, cache, numa):
     with dgen_py.mount(size="4M", files=2, seed=9, cache=cache, numa=numa) as m:
-        expected = {None: 256 * MiB, 0: 0, "8M": 8 * MiB}[cache]
+        expected = {None: 0, 0: 0, "8M": 8 * MiB}[cache]
         assert m.spec["cache"] == expected and m.spec["numa"] == str(numa)
         gen = dgen_py.Generator(size=4 * MiB, seed=9)
         for f in files_under(m.path):
