@@ -194,10 +194,15 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
 
 /// Puts a block cache behind `core` unless the options turn it off.
 fn with_cache(core: FsCore, opts: &MountOptions) -> Result<FsCore, MountError> {
+    // A node number is checked against the machine even with the cache off, so that a
+    // wrong `--numa` is an error rather than silently ignored.
+    let binder = match (opts.cache.capacity, opts.numa) {
+        (0, NumaMode::Auto | NumaMode::Uma) => return Ok(core),
+        _ => Binder::detect(opts.numa).map_err(CacheError::from)?,
+    };
     if opts.cache.capacity == 0 {
         return Ok(core);
     }
-    let binder = Binder::detect(opts.numa).map_err(CacheError::from)?;
     let cache = BlockCache::new(core.generator().clone(), opts.cache, binder)?;
     tracing::info!(
         capacity = opts.cache.capacity,
