@@ -169,6 +169,46 @@ pub struct Splat {
     pub byte: u8,
 }
 
+/// One 512-byte sector to compose: `random` bytes of generator output at its start
+/// (`random_first`) or end, every other byte `filler`.
+///
+/// The sector takes the next `ceil(random / 64)` steps, laid from its start or ending at its
+/// end, and keeps the `random` bytes at that side: the same bytes as a [`Run`] of those
+/// steps followed by a [`Splat`] of the filler over the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SectorPlan {
+    /// Random bytes in the sector, 1 to 511.
+    pub random: usize,
+    /// Whether the random bytes come first.
+    pub random_first: bool,
+    /// The filler byte.
+    pub filler: u8,
+}
+
+impl Lanes {
+    /// Writes whole sectors into `out` (`plans.len() * 512` bytes), each 64-byte line
+    /// composed in a register and stored once, in address order. Returns false, writing
+    /// nothing, when this CPU has no such path; the caller then uses runs and splats.
+    #[inline]
+    pub fn compose_sectors(&mut self, out: &mut [u8], plans: &[SectorPlan]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if isa() == Isa::Avx512 {
+            // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
+            unsafe { compose_avx512(self, out, plans) };
+            return true;
+        }
+        let _ = (out, plans);
+        false
+    }
+}
+
+/// The bits of a 64-bit lane mask for bytes `[from, to)` of a line, both clamped to 64.
+#[inline(always)]
+fn byte_mask(from: usize, to: usize) -> u64 {
+    let below = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    below(to) & !below(from)
+}
+
 /// Writes every splat with whole 64-byte stores, the last one of each overlapping.
 #[inline(always)]
 fn apply_splats(out: &mut [u8], splats: &[Splat]) {
@@ -225,7 +265,7 @@ fn isa() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512vl") && has!("avx512dq") {
+            if has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw") {
                 return Isa::Avx512;
             }
             if has!("avx2") {
@@ -237,7 +277,7 @@ fn isa() -> Isa {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
 unsafe fn new_avx512(key: u64) -> Lanes {
     Lanes::new_inline(key)
 }
@@ -251,7 +291,7 @@ unsafe fn new_avx2(key: u64) -> Lanes {
 /// Explicit AVX-512 steps: the compiler does not reliably vectorise the portable loop when
 /// the state comes from memory, so the hot loop is written with intrinsics.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
 unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
     use std::arch::x86_64::*;
     let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
@@ -286,6 +326,65 @@ unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &
         _mm512_storeu_si512(ptr.add(3), s3);
     }
     apply_splats(out, splats);
+}
+
+/// Composes sectors line by line: each line is a step's output, the filler, or the two
+/// blended by a byte mask, and is stored once. Mixed sectors written as runs plus splats
+/// store most lines twice and out of order, which halves the speed once the buffer is
+/// larger than L2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
+unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]) {
+    use std::arch::x86_64::*;
+    const LINES: usize = 512 / STEP_BYTES;
+    let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
+    // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
+    let (mut s0, mut s1, mut s2, mut s3) = unsafe {
+        (
+            _mm512_loadu_si512(ptr),
+            _mm512_loadu_si512(ptr.add(1)),
+            _mm512_loadu_si512(ptr.add(2)),
+            _mm512_loadu_si512(ptr.add(3)),
+        )
+    };
+    for (plan, sector) in plans.iter().zip(out.chunks_exact_mut(512)) {
+        let filler = _mm512_set1_epi8(plan.filler as i8);
+        let steps = plan.random.div_ceil(STEP_BYTES);
+        let (first, random) = if plan.random_first {
+            (0, 0..plan.random)
+        } else {
+            (LINES - steps, 512 - plan.random..512)
+        };
+        for (k, line) in sector.chunks_exact_mut(STEP_BYTES).enumerate() {
+            let value = if (first..first + steps).contains(&k) {
+                let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+                let t = _mm512_slli_epi64::<17>(s1);
+                s2 = _mm512_xor_si512(s2, s0);
+                s3 = _mm512_xor_si512(s3, s1);
+                s1 = _mm512_xor_si512(s1, s2);
+                s0 = _mm512_xor_si512(s0, s3);
+                s2 = _mm512_xor_si512(s2, t);
+                s3 = _mm512_rol_epi64::<45>(s3);
+                let at = k * STEP_BYTES;
+                let keep = byte_mask(
+                    random.start.saturating_sub(at),
+                    random.end.saturating_sub(at),
+                );
+                _mm512_mask_blend_epi8(keep, filler, word)
+            } else {
+                filler
+            };
+            // SAFETY: `line` is exactly 64 writable bytes; the store is unaligned.
+            unsafe { _mm512_storeu_si512(line.as_mut_ptr() as *mut __m512i, value) };
+        }
+    }
+    // SAFETY: as for the loads above.
+    unsafe {
+        _mm512_storeu_si512(ptr, s0);
+        _mm512_storeu_si512(ptr.add(1), s1);
+        _mm512_storeu_si512(ptr.add(2), s2);
+        _mm512_storeu_si512(ptr.add(3), s3);
+    }
 }
 
 /// Explicit AVX2 steps: each state word is two 256-bit vectors (lanes 0-3 and 4-7).
@@ -413,6 +512,54 @@ mod tests {
             .all(|&b| b == 0));
         assert!(gapped[202..300].iter().all(|&b| b == 7));
         assert!(gapped[848..].iter().all(|&b| b == 9));
+    }
+
+    #[test]
+    fn composed_sectors_equal_runs_and_splats() {
+        let mut plans = Vec::new();
+        for (i, random) in [1usize, 6, 63, 64, 65, 250, 300, 448, 449, 511]
+            .iter()
+            .enumerate()
+        {
+            for random_first in [true, false] {
+                let filler = (i * 37 + 1) as u8;
+                plans.push(SectorPlan {
+                    random: *random,
+                    random_first,
+                    filler,
+                });
+            }
+        }
+        let mut runs = Vec::new();
+        let mut splats = Vec::new();
+        for (j, p) in plans.iter().enumerate() {
+            let (base, steps) = (j * 512, p.random.div_ceil(STEP_BYTES));
+            let (at, fill_at) = if p.random_first {
+                (base, base + p.random)
+            } else {
+                (base + 512 - steps * STEP_BYTES, base)
+            };
+            runs.push(Run { at, steps });
+            splats.push(Splat {
+                at: fill_at,
+                len: 512 - p.random,
+                byte: p.filler,
+            });
+        }
+        let mut want = vec![0u8; plans.len() * 512];
+        Lanes::new(11).fill_runs(&mut want, &runs, &splats);
+        let mut got = vec![0u8; want.len()];
+        let mut lanes = Lanes::new(11);
+        if lanes.compose_sectors(&mut got, &plans) {
+            assert_eq!(got, want);
+            let (mut a, mut b) = (lanes, Lanes::new(11));
+            b.fill_runs(&mut want, &runs, &splats);
+            assert_eq!(
+                a.step(),
+                b.step(),
+                "both leave the generator at the same step"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod layout;
 use rayon::prelude::*;
 
 pub use dedup::{ContentId, DedupMap, UnitIndex};
-use lanes::{Lanes, Run, Splat, STEP_BYTES};
+use lanes::{Lanes, Run, SectorPlan, Splat, STEP_BYTES};
 use layout::{Layout, SECTOR};
 
 use crate::spec::{ContentSpec, SpecError};
@@ -185,15 +185,23 @@ fn fill_whole_chunk(lanes: &mut Lanes, out: &mut [u8], sector_fill: impl Fn(usiz
     const MAX_SECTORS: usize = CHUNK / SECTOR;
     let sectors = out.len() / SECTOR;
     let mut tags: [Option<[u8; layout::TAG_BYTES]>; MAX_SECTORS] = Default::default();
+    let mut plans = [SectorPlan::default(); MAX_SECTORS];
     let mut runs = [Run::default(); MAX_SECTORS];
     let mut splats = [Splat::default(); MAX_SECTORS];
     for j in 0..sectors {
         let fill = sector_fill(j);
+        plans[j] = SectorPlan {
+            random: fill.random,
+            random_first: fill.random_first,
+            filler: fill.filler,
+        };
         runs[j] = fill.run(j * SECTOR);
         splats[j] = fill.splat(j * SECTOR);
         tags[j] = fill.tag;
     }
-    lanes.fill_runs(out, &runs[..sectors], &splats[..sectors]);
+    if !lanes.compose_sectors(out, &plans[..sectors]) {
+        lanes.fill_runs(out, &runs[..sectors], &splats[..sectors]);
+    }
     for (j, tag) in tags[..sectors].iter().enumerate() {
         if let Some(tag) = tag {
             let at = sector_fill(j).random_at(j * SECTOR);
