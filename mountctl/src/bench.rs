@@ -65,7 +65,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 if n == 1 {
                     generator.fill(offset, &mut buf);
                 } else {
-                    pool.install(|| generator.fill_par(offset, &mut buf));
+                    generator.fill_in(&pool, offset, &mut buf);
                 }
                 offset += len as u64;
             });

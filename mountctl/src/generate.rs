@@ -177,7 +177,7 @@ fn resolve(tree: &Tree, path: &str) -> Result<FileIndex> {
 
 fn fill(pool: &rayon::ThreadPool, g: &Generator, pos: u64, end: u64, buf: &mut [u8]) -> usize {
     let len = (end - pos).min(buf.len() as u64) as usize;
-    pool.install(|| g.fill_par(pos, &mut buf[..len]));
+    g.fill_in(pool, pos, &mut buf[..len]);
     len
 }
 

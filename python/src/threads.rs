@@ -37,7 +37,7 @@ impl Threads {
         crate::no_panic("generating data", || match self {
             Threads::Calling => generator.fill(offset, out),
             Threads::Global => generator.fill_par(offset, out),
-            Threads::Pool(pool) => pool.install(|| generator.fill_par(offset, out)),
+            Threads::Pool(pool) => generator.fill_in(pool, offset, out),
         })
     }
 }

@@ -35,8 +35,12 @@ pub const CONTENT_VERSION: u32 = 1;
 /// Largest chunk with its own generator key, in bytes.
 pub const CHUNK: usize = 4096;
 
-/// Buffers at least this long are filled in parallel by [`Generator::fill_par`].
-pub const PAR_PIECE: usize = 256 << 10;
+/// Bytes one task of [`Generator::fill_par`] fills.
+pub const PAR_PIECE: usize = 1 << 20;
+
+/// [`Generator::fill_par`] splits buffers at least this long; shorter ones are filled on the
+/// calling thread, because waking a pool thread costs about as much as filling 1 MiB.
+pub const PAR_FROM: usize = 4 * PAR_PIECE;
 
 /// A validated spec with everything precomputed for filling buffers.
 #[derive(Debug, Clone)]
@@ -99,7 +103,7 @@ impl Generator {
     /// Pieces start at multiples of [`PAR_PIECE`] in the stream, and each piece is filled by
     /// the same pure function, so the bytes do not depend on the number of threads.
     pub fn fill_par(&self, offset: u64, buf: &mut [u8]) {
-        if buf.len() < 2 * PAR_PIECE {
+        if buf.len() < PAR_FROM {
             return self.fill(offset, buf);
         }
         let lead = (PAR_PIECE - (offset % PAR_PIECE as u64) as usize) % PAR_PIECE;
@@ -113,6 +117,15 @@ impl Generator {
                     .for_each(|(i, piece)| self.fill(body_offset + (i * PAR_PIECE) as u64, piece))
             },
         );
+    }
+
+    /// Fills `buf` like [`fill_par`](Self::fill_par) on `pool`; buffers shorter than
+    /// [`PAR_FROM`] are filled on the calling thread without waking the pool.
+    pub fn fill_in(&self, pool: &rayon::ThreadPool, offset: u64, buf: &mut [u8]) {
+        if buf.len() < PAR_FROM {
+            return self.fill(offset, buf);
+        }
+        pool.install(|| self.fill_par(offset, buf))
     }
 
     /// Fills `out` with bytes `[from, from + out.len())` of the unit holding content `id`.
@@ -322,7 +335,7 @@ mod tests {
     #[test]
     fn parallel_fill_matches_sequential() {
         let g = generator(2.0, 2.0, 4096);
-        let mut par = vec![0u8; 3 * PAR_PIECE + 12_345];
+        let mut par = vec![0u8; PAR_FROM + 3 * PAR_PIECE + 12_345];
         g.fill_par(777, &mut par);
         assert_eq!(par, stream(&g, 777, par.len()));
     }
