@@ -235,9 +235,9 @@ impl SectorFill {
     /// Where the sector's generator steps go, for a sector starting at byte `base`.
     ///
     /// The steps are written whole, from the sector's start (random first) or ending at its
-    /// end (random last); the [`splat`](Self::splat) of filler then covers the step bytes beyond the `r`
-    /// random ones with filler. So even sectors keep the first `r` bytes of their steps, odd
-    /// sectors the last `r`, and no write leaves the sector.
+    /// end (random last); the [`splat`](Self::splat) of filler then covers the step bytes
+    /// beyond the `r` random ones. So even sectors keep the first `r` bytes of their steps,
+    /// odd sectors the last `r`, and no write leaves the sector.
     #[inline(always)]
     fn run(&self, base: usize) -> Run {
         let steps = self.random.div_ceil(STEP_BYTES);
