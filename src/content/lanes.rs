@@ -294,38 +294,62 @@ unsafe fn new_avx2(key: u64) -> Lanes {
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
 unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
     use std::arch::x86_64::*;
-    let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
-    // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
-    let (mut s0, mut s1, mut s2, mut s3) = unsafe {
-        (
-            _mm512_loadu_si512(ptr),
-            _mm512_loadu_si512(ptr.add(1)),
-            _mm512_loadu_si512(ptr.add(2)),
-            _mm512_loadu_si512(ptr.add(3)),
-        )
-    };
+    let mut state = Avx512State::load(lanes);
     for run in runs {
         for block in run_bytes(out, run) {
-            let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-            let t = _mm512_slli_epi64::<17>(s1);
-            s2 = _mm512_xor_si512(s2, s0);
-            s3 = _mm512_xor_si512(s3, s1);
-            s1 = _mm512_xor_si512(s1, s2);
-            s0 = _mm512_xor_si512(s0, s3);
-            s2 = _mm512_xor_si512(s2, t);
-            s3 = _mm512_rol_epi64::<45>(s3);
+            let word = state.step();
             // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
             unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, word) };
         }
     }
-    // SAFETY: as for the loads above.
-    unsafe {
-        _mm512_storeu_si512(ptr, s0);
-        _mm512_storeu_si512(ptr.add(1), s1);
-        _mm512_storeu_si512(ptr.add(2), s2);
-        _mm512_storeu_si512(ptr.add(3), s3);
-    }
+    state.store(lanes);
     apply_splats(out, splats);
+}
+
+/// The eight lanes' state in four AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+struct Avx512State([std::arch::x86_64::__m512i; 4]);
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512State {
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
+    #[inline]
+    fn load(lanes: &Lanes) -> Avx512State {
+        use std::arch::x86_64::*;
+        let ptr = lanes.s.as_ptr() as *const __m512i;
+        // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
+        Avx512State(std::array::from_fn(|w| unsafe {
+            _mm512_loadu_si512(ptr.add(w))
+        }))
+    }
+
+    /// One xoshiro256++ step of all eight lanes.
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
+    #[inline]
+    fn step(&mut self) -> std::arch::x86_64::__m512i {
+        use std::arch::x86_64::*;
+        let [s0, s1, s2, s3] = &mut self.0;
+        let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(*s0, *s3)), *s0);
+        let t = _mm512_slli_epi64::<17>(*s1);
+        *s2 = _mm512_xor_si512(*s2, *s0);
+        *s3 = _mm512_xor_si512(*s3, *s1);
+        *s1 = _mm512_xor_si512(*s1, *s2);
+        *s0 = _mm512_xor_si512(*s0, *s3);
+        *s2 = _mm512_xor_si512(*s2, t);
+        *s3 = _mm512_rol_epi64::<45>(*s3);
+        word
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
+    #[inline]
+    fn store(self, lanes: &mut Lanes) {
+        use std::arch::x86_64::*;
+        let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
+        for (w, v) in self.0.into_iter().enumerate() {
+            // SAFETY: as for the loads in `load`.
+            unsafe { _mm512_storeu_si512(ptr.add(w), v) };
+        }
+    }
 }
 
 /// Composes sectors line by line: each line is a step's output, the filler, or the two
@@ -337,16 +361,7 @@ unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &
 unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]) {
     use std::arch::x86_64::*;
     const LINES: usize = 512 / STEP_BYTES;
-    let ptr = lanes.s.as_mut_ptr() as *mut __m512i;
-    // SAFETY: `lanes.s` is four arrays of eight u64, exactly four 64-byte vectors.
-    let (mut s0, mut s1, mut s2, mut s3) = unsafe {
-        (
-            _mm512_loadu_si512(ptr),
-            _mm512_loadu_si512(ptr.add(1)),
-            _mm512_loadu_si512(ptr.add(2)),
-            _mm512_loadu_si512(ptr.add(3)),
-        )
-    };
+    let mut state = Avx512State::load(lanes);
     for (plan, sector) in plans.iter().zip(out.chunks_exact_mut(512)) {
         let filler = _mm512_set1_epi8(plan.filler as i8);
         let steps = plan.random.div_ceil(STEP_BYTES);
@@ -357,20 +372,12 @@ unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]
         };
         for (k, line) in sector.chunks_exact_mut(STEP_BYTES).enumerate() {
             let value = if (first..first + steps).contains(&k) {
-                let word = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-                let t = _mm512_slli_epi64::<17>(s1);
-                s2 = _mm512_xor_si512(s2, s0);
-                s3 = _mm512_xor_si512(s3, s1);
-                s1 = _mm512_xor_si512(s1, s2);
-                s0 = _mm512_xor_si512(s0, s3);
-                s2 = _mm512_xor_si512(s2, t);
-                s3 = _mm512_rol_epi64::<45>(s3);
                 let at = k * STEP_BYTES;
                 let keep = byte_mask(
                     random.start.saturating_sub(at),
                     random.end.saturating_sub(at),
                 );
-                _mm512_mask_blend_epi8(keep, filler, word)
+                _mm512_mask_blend_epi8(keep, filler, state.step())
             } else {
                 filler
             };
@@ -378,13 +385,7 @@ unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]
             unsafe { _mm512_storeu_si512(line.as_mut_ptr() as *mut __m512i, value) };
         }
     }
-    // SAFETY: as for the loads above.
-    unsafe {
-        _mm512_storeu_si512(ptr, s0);
-        _mm512_storeu_si512(ptr.add(1), s1);
-        _mm512_storeu_si512(ptr.add(2), s2);
-        _mm512_storeu_si512(ptr.add(3), s3);
-    }
+    state.store(lanes);
 }
 
 /// Explicit AVX2 steps: each state word is two 256-bit vectors (lanes 0-3 and 4-7).
