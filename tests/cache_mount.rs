@@ -3,40 +3,21 @@
 //! Each test mounts on its own temp dir; the [`TestMount`] guard unmounts on drop, panics
 //! included. Tests skip with a printed reason only when `/dev/fuse` is absent.
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use common::mount::{fuse_available, TestMount};
 use dgenfs::cache::{CacheConfig, CacheStats, NumaMode};
-use dgenfs::mount::{mount, MountHandle, MountOptions};
 use dgenfs::spec::ContentSpec;
 use dgenfs::tree::{FileIndex, FileSizing, Tree, TreeSpec};
 use dgenfs::Generator;
-use tempfile::TempDir;
 
-/// A live mount on a temp dir; fields drop in order, so the mount goes before the dir.
-struct TestMount {
-    handle: MountHandle,
-    _dir: TempDir,
-}
-
-impl TestMount {
-    fn path(&self) -> &Path {
-        self.handle.path()
-    }
-
-    fn cache_stats(&self) -> Option<CacheStats> {
-        self.handle.stats_reader().cache_stats()
-    }
-}
-
-fn fuse_available() -> bool {
-    let present = Path::new("/dev/fuse").exists();
-    if !present {
-        eprintln!("skipping: /dev/fuse is absent on this machine");
-    }
-    present
+fn cache_stats(m: &TestMount) -> Option<CacheStats> {
+    m.handle.stats_reader().cache_stats()
 }
 
 fn content(dedup: f64) -> ContentSpec {
@@ -57,16 +38,14 @@ fn tree(size: u64, file_size: u64) -> TreeSpec {
 }
 
 fn mount_with(content: ContentSpec, tree: TreeSpec, capacity: u64) -> TestMount {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = MountOptions::new(dir.path(), content);
-    opts.tree = tree;
-    opts.cache = CacheConfig {
-        capacity,
-        ..CacheConfig::default()
-    };
-    opts.numa = NumaMode::Auto;
-    let handle = mount(&opts).expect("mount");
-    TestMount { handle, _dir: dir }
+    TestMount::new(content, |opts| {
+        opts.tree = tree;
+        opts.cache = CacheConfig {
+            capacity,
+            ..CacheConfig::default()
+        };
+        opts.numa = NumaMode::Auto;
+    })
 }
 
 /// The path of file `i` in a one-directory tree.
@@ -114,7 +93,7 @@ fn sequential_reads_are_exact_and_read_ahead() {
             "chunk {chunk}"
         );
     }
-    let stats = m.cache_stats().expect("cache on").total();
+    let stats = cache_stats(&m).expect("cache on").total();
     assert!(stats.ahead_used > 0, "{stats:?}");
     assert!(stats.resident_bytes <= 64 << 20);
 }
@@ -138,7 +117,7 @@ fn random_reads_are_exact_and_do_not_read_ahead() {
             "{offset} {len}"
         );
     }
-    let stats = m.cache_stats().expect("cache on").total();
+    let stats = cache_stats(&m).expect("cache on").total();
     assert_eq!(stats.ahead_generated, 0, "{stats:?}");
 }
 
@@ -159,7 +138,7 @@ fn a_dedup_10_tree_read_end_to_end_hits_85_percent() {
     for path in &files {
         read_all(path, 1 << 20);
     }
-    let stats = m.cache_stats().expect("cache on").total();
+    let stats = cache_stats(&m).expect("cache on").total();
     assert!(stats.unit_hit_rate() >= 0.85, "{stats:?}");
 }
 
@@ -173,14 +152,8 @@ fn the_cache_is_off_by_default() {
             dedup,
             ..ContentSpec::with_seed(4)
         };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut opts = MountOptions::new(dir.path(), content);
-        opts.tree = tree(4 << 20, 1 << 20);
-        let m = TestMount {
-            handle: mount(&opts).expect("mount"),
-            _dir: dir,
-        };
-        assert_eq!(m.cache_stats().is_some(), on, "dedup {dedup}");
+        let m = TestMount::new(content, |opts| opts.tree = tree(4 << 20, 1 << 20));
+        assert_eq!(cache_stats(&m).is_some(), on, "dedup {dedup}");
     }
 }
 
@@ -191,7 +164,7 @@ fn cache_zero_serves_the_same_bytes_without_a_cache() {
     }
     let (spec, tree) = (content(2.0), tree(8 << 20, 3_000_000));
     let m = mount_with(spec, tree, 0);
-    assert!(m.cache_stats().is_none());
+    assert!(cache_stats(&m).is_none());
     let got = read_all(&file_path(&m, 2), 1 << 20);
     assert!(got == expected(&spec, &tree, 2, 0, 3_000_000));
 }

@@ -6,33 +6,20 @@
 //! `pip install numpy h5py` when missing. They skip with a printed reason only when
 //! `/dev/fuse` is absent.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::mount::{fuse_available, TestMount};
 use dgenfs::dlio::{DlioSpec, Preset};
 use dgenfs::format::Format;
 use dgenfs::fs::{FsCore, Kind};
-use dgenfs::mount::{mount, MountHandle, MountOptions};
 use dgenfs::spec::ContentSpec;
 use dgenfs::tree::{Ino, Tree, TreeSpec, ROOT_INO};
 use dgenfs::Generator;
-use tempfile::TempDir;
-
-/// A live mount on a temp dir; fields drop in order, so the mount goes before the dir.
-struct TestMount {
-    handle: MountHandle,
-    _dir: TempDir,
-}
-
-fn fuse_available() -> bool {
-    let present = Path::new("/dev/fuse").exists();
-    if !present {
-        eprintln!("skipping: /dev/fuse is absent on this machine");
-    }
-    present
-}
 
 /// A small dataset of `format` whose sizes vary.
 fn dataset(format: Format, samples: u64, subfolders: u64) -> DlioSpec {
@@ -172,11 +159,9 @@ fn run(cmd: &mut Command) {
 }
 
 fn mount_dataset(dlio: DlioSpec) -> TestMount {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = MountOptions::new(dir.path(), ContentSpec::with_seed(dlio.seed));
-    opts.tree = tree_spec(dlio);
-    let handle = mount(&opts).expect("mount");
-    TestMount { handle, _dir: dir }
+    TestMount::new(ContentSpec::with_seed(dlio.seed), |opts| {
+        opts.tree = tree_spec(dlio)
+    })
 }
 
 /// Mounts `dlio` and runs the Python checks against it.

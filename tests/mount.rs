@@ -3,44 +3,22 @@
 //! Each test mounts on its own temp dir; the [`TestMount`] guard unmounts on drop, panics
 //! included. Tests skip with a printed reason only when `/dev/fuse` is absent.
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dgenfs::mount::{mount, MountHandle, MountOptions};
+use common::mount::{fuse_available, TestMount};
+use dgenfs::mount::{mount, MountOptions};
 use dgenfs::spec::ContentSpec;
 use dgenfs::tree::{FileIndex, FileSizing, Tree, TreeSpec};
 use dgenfs::Generator;
-use tempfile::TempDir;
-
-/// A live mount on a temp dir; fields drop in order, so the mount goes before the dir.
-struct TestMount {
-    handle: MountHandle,
-    _dir: TempDir,
-}
-
-impl TestMount {
-    fn path(&self) -> &Path {
-        self.handle.path()
-    }
-}
-
-fn fuse_available() -> bool {
-    let present = Path::new("/dev/fuse").exists();
-    if !present {
-        eprintln!("skipping: /dev/fuse is absent on this machine");
-    }
-    present
-}
 
 fn mount_tree(content: ContentSpec, tree: TreeSpec) -> TestMount {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = MountOptions::new(dir.path(), content);
-    opts.tree = tree;
-    let handle = mount(&opts).expect("mount");
-    TestMount { handle, _dir: dir }
+    TestMount::new(content, |opts| opts.tree = tree)
 }
 
 fn spec(seed: u64, compress: f64, dedup: f64) -> ContentSpec {

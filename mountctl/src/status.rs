@@ -76,7 +76,8 @@ fn render(s: &Status) -> String {
     let bytes = |key: &str| human_bytes(s.num(key) as u64);
     format!(
         "{}  pid {}  up {}\n  spec: seed {}, compress {}, dedup {}, dedup unit {}; {} files of \
-         {}, {} total, {} per dir; {} threads{}\n  served: {} in {} reads ({} opens), {}/s recently",
+         {}, {} total, {} per dir; {} threads{}\n  served: {} in {} reads ({} opens), \
+         {}/s recently",
         s.get("mountpoint"),
         s.get("pid"),
         uptime(s.num("uptime_secs") as u64),
@@ -89,7 +90,11 @@ fn render(s: &Status) -> String {
         bytes("size"),
         s.get("files_per_dir"),
         s.get("threads"),
-        if s.get("kernel_cache") == "true" { ", kernel cache" } else { "" },
+        if s.get("kernel_cache") == "true" {
+            ", kernel cache"
+        } else {
+            ""
+        },
         bytes("bytes_read"),
         s.get("reads"),
         s.get("opens"),

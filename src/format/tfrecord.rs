@@ -296,7 +296,8 @@ mod tests {
             samples: 4,
         };
         let layout = FileLayout::new(Format::TfRecord, shape);
-        for step in [1 << 20, 100_000, 4096] {
+        // Every read starts from an empty checksum cache.
+        let read_fresh = |step: usize| {
             let (generator, cache) = fixture();
             let src = Source {
                 generator: &generator,
@@ -304,21 +305,18 @@ mod tests {
                 file_key: 1,
                 cache: &cache,
             };
-            check_records(&read_all(&layout, &src, step), 4);
+            read_all(&layout, &src, step)
+        };
+        for step in [1 << 20, 100_000, 4096] {
+            check_records(&read_fresh(step), 4);
         }
+        let whole = read_fresh(1 << 20);
         let (generator, cache) = fixture();
-        let src = Source {
+        let cold = Source {
             generator: &generator,
             stream_offset: 0,
             file_key: 1,
             cache: &cache,
-        };
-        let whole = read_all(&layout, &src, 1 << 20);
-        let (generator, cache) = fixture();
-        let cold = Source {
-            generator: &generator,
-            cache: &cache,
-            ..src
         };
         let mut foot = [0; 4];
         layout.read(&cold, layout.len() - 4, &mut foot);

@@ -2,4 +2,5 @@
 
 #![allow(dead_code)]
 
+pub mod mount;
 pub mod ratios;
