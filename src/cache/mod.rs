@@ -46,19 +46,21 @@
 //! read-ahead work. A block being generated ahead sits in the LRU as a pending slot; a read
 //! that reaches it waits for it rather than generating it twice.
 //!
-//! A block that a sequential reader has read to its end is moved to the cold end of the
-//! LRU (use-once, as the kernel's page cache does): a stream is rarely read twice, and so
-//! its buffer is the next one recycled, and read-ahead writes into a small ring of buffers
-//! that stays in the CPU caches instead of sweeping the whole budget through memory. Blocks
-//! of random readers, and dedup units, age normally.
+//! A block that a sequential reader has read to its end leaves the cache at once (use-once,
+//! as the kernel's page cache treats streams): a stream is rarely read twice, and so the
+//! buffer goes back to the shard's arena when its reply is sent, and read-ahead cycles
+//! through a few buffers that stay in the CPU caches instead of sweeping the whole budget
+//! through memory. Random reads are served from a block that is already cached, but never
+//! make one: they fill only their own bytes (through the unit store when there is one).
+//! Blocks read partly, and dedup units, age normally.
 //!
 //! # Bounds
 //!
 //! Resident bytes (blocks plus units) never exceed the budget: room is made by evicting
 //! least-recently-used entries before a new one is admitted, and an entry larger than its
 //! shard's budget is never admitted. Memory outside the budget is the blocks still being
-//! sent to the kernel after eviction (one per FUSE thread at most) and a few recycled
-//! block buffers per shard.
+//! sent to the kernel after eviction (one per FUSE thread at most) and the free buffers of
+//! each shard's arena, which grows only to the most blocks ever alive at once.
 //!
 //! This module knows nothing of FUSE or inodes: the fs core hands it a [`FileExtent`].
 
@@ -67,6 +69,7 @@ pub mod stats;
 pub mod topology;
 
 mod block;
+mod pool;
 mod shard;
 
 use std::cell::Cell;
@@ -76,6 +79,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use block::{Block, BlockSlice};
+use pool::Pool;
 use readahead::{Geometry, Sequence};
 use shard::{Lookup, Shard};
 pub use stats::{CacheStats, NodeStats};
@@ -125,7 +129,7 @@ pub enum CacheError {
     Pool {
         /// The node's OS index.
         node: usize,
-        /// What rayon said.
+        /// What the OS said.
         reason: String,
     },
     /// The block size is not a power of two of at least 4 KiB.
@@ -180,7 +184,7 @@ struct Inner {
 #[derive(Debug)]
 pub struct BlockCache {
     inner: Arc<Inner>,
-    pools: Vec<rayon::ThreadPool>,
+    pools: Vec<Pool>,
     handles: Mutex<HashMap<HandleId, Sequence>>,
     next_handle: AtomicU64,
     next_thread: AtomicUsize,
@@ -272,14 +276,26 @@ impl BlockCache {
 
         let b = self.inner.config.block_size as u64;
         let (first, last) = (offset / b, (offset + len - 1) / b);
+        let key = BlockKey {
+            file: file.file,
+            block: first,
+        };
+        let start = (offset - first * b) as usize;
+        if !sequential {
+            // A random read: serve it from a block that is already there, but do not make
+            // one of it; generating a whole block for a 4 KiB read costs 256 times the read.
+            if first == last {
+                if let Some(block) = self.inner.shards[node].find(key) {
+                    return Served::Block(BlockSlice::new(block, start..start + out.len()));
+                }
+            }
+            self.inner.fill(node, file.stream_offset + offset, out);
+            return Served::Buffer(out.len());
+        }
         if first == last {
             let block = self.inner.block(node, file, first);
-            let start = (offset - first * b) as usize;
-            if sequential && start + out.len() == block.bytes().len() {
-                self.inner.shards[node].demote(BlockKey {
-                    file: file.file,
-                    block: first,
-                });
+            if start + out.len() == block.bytes().len() {
+                self.inner.shards[node].forget(key);
             }
             return Served::Block(BlockSlice::new(block, start..start + out.len()));
         }
@@ -295,7 +311,8 @@ impl BlockCache {
         }
     }
 
-    /// Copies the parts of `blocks` that `[offset, offset + out.len())` covers into `out`.
+    /// Copies the parts of `blocks` that `[offset, offset + out.len())` covers into `out`,
+    /// and drops the blocks read to their end (the reader is sequential).
     fn copy_blocks(
         &self,
         node: usize,
@@ -310,8 +327,15 @@ impl BlockCache {
             let block = self.inner.block(node, file, index);
             let (lo, hi) = ((index * b).max(offset), ((index + 1) * b).min(end));
             let from = (lo - index * b) as usize..(hi - index * b) as usize;
+            let read_to_end = from.end == block.bytes().len();
             out[(lo - offset) as usize..(hi - offset) as usize]
                 .copy_from_slice(&block.bytes()[from]);
+            if read_to_end {
+                self.inner.shards[node].forget(BlockKey {
+                    file: file.file,
+                    block: index,
+                });
+            }
         }
     }
 
@@ -378,18 +402,18 @@ impl BlockCache {
     }
 }
 
-fn start_pool(binder: &Binder, node: usize) -> Result<rayon::ThreadPool, CacheError> {
+fn start_pool(binder: &Binder, node: usize) -> Result<Pool, CacheError> {
     let os_index = binder.plan().nodes()[node].os_index;
     let bind = binder.clone();
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(binder.plan().pool_threads(node))
-        .thread_name(move |i| format!("dgenfs-gen{os_index}.{i}"))
-        .start_handler(move |_| bind.bind_current_thread(node))
-        .build()
-        .map_err(|e| CacheError::Pool {
-            node: os_index,
-            reason: e.to_string(),
-        })
+    Pool::new(
+        binder.plan().pool_threads(node),
+        |i| format!("dgenfs-gen{os_index}.{i}"),
+        move |_| bind.bind_current_thread(node),
+    )
+    .map_err(|e| CacheError::Pool {
+        node: os_index,
+        reason: e.to_string(),
+    })
 }
 
 impl Inner {
@@ -423,14 +447,23 @@ impl Inner {
     /// Generates block `index` of `file` into a buffer of `node`'s shard.
     fn generate(&self, node: usize, file: FileExtent, index: u64) -> Arc<Block> {
         let shard = &self.shards[node];
-        let mut bytes = shard.buffer(self.block_len(file, index));
-        let stream = file.stream_offset + index * self.config.block_size as u64;
+        let mut buf = shard.buffer(self.block_len(file, index));
+        self.fill(
+            node,
+            file.stream_offset + index * self.config.block_size as u64,
+            buf.as_mut_slice(),
+        );
+        shard.wrap(buf)
+    }
+
+    /// Fills `out` with the stream from `stream`, through `node`'s dedup unit store if any.
+    fn fill(&self, node: usize, stream: u64, out: &mut [u8]) {
+        let shard = &self.shards[node];
         if shard.has_units() {
-            self.fill_with_units(shard, stream, &mut bytes);
+            self.fill_with_units(shard, stream, out);
         } else {
-            self.generator.fill(stream, &mut bytes);
+            self.generator.fill(stream, out);
         }
-        shard.wrap(bytes)
     }
 
     /// Fills `out` with the stream from `stream`, copying whole dedup units the shard's

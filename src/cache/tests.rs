@@ -197,17 +197,47 @@ fn a_dedup_tree_read_end_to_end_hits_on_duplicates() {
 }
 
 #[test]
-fn a_second_pass_over_a_small_tree_hits_every_block() {
+fn random_reads_use_cached_blocks_but_never_make_one() {
     let c = cache(generator(1.0, 4096), 8 << 20, 1 << 20);
-    for pass in 0..2 {
-        for i in 0..4 {
-            for offset in (0..1 << 20).step_by(1 << 18) {
-                read(&c, None, file(i, 1 << 20), offset, 1 << 18);
-            }
-        }
-        let stats = c.stats().total();
-        assert_eq!(stats.misses, 4, "pass {pass}: {stats:?}");
+    let g = generator(1.0, 4096);
+    let f = file(3, 4 << 20);
+    for offset in [5 << 18, 3 << 20, 12_345, (2 << 20) + 7] {
+        assert_eq!(
+            read(&c, None, f, offset, 4096),
+            reference(&g, f, offset, 4096)
+        );
     }
+    let stats = c.stats().total();
+    assert_eq!((stats.hits, stats.misses, stats.resident_bytes), (0, 4, 0));
+
+    // A sequential reader that stops half way through block 0 leaves it cached (with
+    // block 1 generated ahead); random reads inside those blocks are hits.
+    let h = c.open();
+    assert_eq!(
+        read(&c, Some(h), f, 0, 1 << 19),
+        reference(&g, f, 0, 1 << 19)
+    );
+    for offset in [4096, (1 << 20) + 8192] {
+        assert_eq!(
+            read(&c, None, f, offset, 4096),
+            reference(&g, f, offset, 4096)
+        );
+    }
+    let stats = c.stats().total();
+    assert_eq!((stats.hits, stats.misses), (2, 5), "{stats:?}");
+}
+
+#[test]
+fn blocks_read_to_the_end_by_a_stream_leave_the_cache() {
+    let c = cache(generator(1.0, 4096), 64 << 20, 1 << 20);
+    let f = file(0, 32 << 20);
+    let h = c.open();
+    for offset in (0..32 << 20).step_by(1 << 19) {
+        read(&c, Some(h), f, offset, 1 << 19);
+    }
+    let stats = c.stats().total();
+    assert_eq!(stats.resident_bytes, 0, "{stats:?}");
+    assert_eq!(stats.ahead_used, stats.ahead_generated, "{stats:?}");
 }
 
 #[cfg(feature = "numa")]
@@ -232,7 +262,7 @@ fn synthetic_nodes_get_shards_pools_and_threads() {
         };
         let c = BlockCache::new(generator(2.0, 4096), config, synthetic(nodes)).unwrap();
         assert_eq!(c.pools.len(), nodes);
-        assert!(c.pools.iter().all(|p| p.current_num_threads() == 2));
+        assert!(c.pools.iter().all(|p| p.threads() == 2));
 
         thread::scope(|s| {
             for t in 0..2 * nodes as u64 {

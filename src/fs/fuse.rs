@@ -117,13 +117,19 @@ impl ReplyBuf {
         self.free();
         let layout = Layout::from_size_align(len, BUF_ALIGN).expect("buffer layout");
         // SAFETY: `layout` has a non-zero size; a null result is handled below.
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = unsafe { alloc::alloc(layout) };
         if ptr.is_null() {
             alloc::handle_alloc_error(layout);
         }
         // SAFETY: `ptr..ptr + len` is a live allocation owned by us; madvise only changes
-        // how the kernel backs it, and a failure leaves ordinary pages, which is fine.
-        unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+        // how the kernel backs it, and a failure leaves ordinary pages, which is fine. The
+        // advice comes before the first touch (the zeroing below), so the kernel backs the
+        // buffer with huge pages from the start: the kernel pins the reply's source pages
+        // one by one when it copies a reply, which is cheaper on a huge page.
+        unsafe {
+            libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE);
+            std::ptr::write_bytes(ptr, 0, len);
+        }
         (self.ptr, self.len) = (ptr, len);
     }
 
