@@ -26,12 +26,8 @@
 //!
 //! This module computes names, shapes and offsets; it produces no bytes.
 
-use std::sync::{Arc, Weak};
-
 use crate::content::lanes::mix64;
-use crate::format::{ChecksumCache, Source};
 use crate::format::{FileLayout, Format, Shape};
-use crate::fs::FsCore;
 use crate::spec::SpecError;
 use crate::tree::{DirId, FileIndex, Node};
 
@@ -413,66 +409,6 @@ impl DlioTree {
         let z = standard_normal(a, b);
         let d = (self.dim as f64 + stdev * z).floor();
         (d.max(1.0) as u64).min(self.dim_max)
-    }
-}
-
-/// Starts a thread that computes the npz CRCs of `core`'s files ahead of their first read.
-///
-/// An npz file's first read needs a CRC-32 over its whole payload (see
-/// [`crate::format::npz`]); computed on demand, that pass slows the first read of every
-/// file (down to 0.7x of raw through FUSE here). The warmer computes them in file order on one
-/// thread at the lowest CPU priority, so it yields to readers, and stops at unmount (when
-/// the last strong reference to `core` goes) or when the cache is full. Unet3d's 168 files
-/// take about two seconds of one core. Trees of other formats start no thread.
-pub fn spawn_checksum_warmer(core: &Arc<FsCore>) {
-    let Some(d) = core.tree().dlio_tree() else {
-        return;
-    };
-    if d.spec().format != Format::Npz {
-        return;
-    }
-    let weak = Arc::downgrade(core);
-    let spawned = std::thread::Builder::new()
-        .name("npz-crc".to_owned())
-        .spawn(move || warm(&weak));
-    if let Err(err) = spawned {
-        tracing::warn!(%err, "cannot start the npz checksum warmer; first reads compute CRCs");
-    }
-}
-
-/// The warmer's loop: one file at a time, while the mount lives.
-fn warm(core: &Weak<FsCore>) {
-    lower_priority();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .start_handler(|_| lower_priority())
-        .build();
-    let Ok(pool) = pool else { return };
-    for g in 0..ChecksumCache::CAPACITY as u64 {
-        let Some(core) = core.upgrade() else { return };
-        let tree = core.tree();
-        if g >= tree.files() {
-            break;
-        }
-        let file = FileIndex(g);
-        let src = Source {
-            generator: core.generator(),
-            stream_offset: tree.file_stream_offset(file),
-            file_key: g,
-            cache: core.checksums(),
-        };
-        pool.install(|| tree.file_layout(file).precompute_checksums(&src));
-    }
-    tracing::debug!("npz checksums precomputed");
-}
-
-/// Gives the calling thread the lowest CPU priority (nice 19); best effort.
-fn lower_priority() {
-    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS and a thread id
-    // changes only that thread's nice value, and a failure leaves it unchanged.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 
