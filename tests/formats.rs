@@ -110,6 +110,44 @@ fn valid_exists_when_empty_and_presets_mount_instantly() {
     assert!(start.elapsed().as_millis() < 100);
 }
 
+/// Distinct dedup units over all units in the payloads of every file of a DLIO tree of
+/// `format` (`header` bytes before the payload) whose content has dedup ratio `dedup`.
+fn tree_dedup_ratio(format: Format, header: usize, dedup: f64) -> f64 {
+    let dlio = DlioSpec {
+        files_train: 30,
+        files_valid: 10,
+        record_length: 100_000,
+        record_length_stdev: 60_000,
+        ..dataset(format, 1, 0)
+    };
+    let content = ContentSpec {
+        dedup,
+        ..ContentSpec::with_seed(dlio.seed)
+    };
+    let tree = Tree::new(&tree_spec(dlio)).unwrap();
+    let fs = FsCore::new(tree, Generator::new(&content).unwrap(), 0, 0);
+    let mut payload = Vec::new();
+    for (_, ino) in files(&fs) {
+        let mut bytes = vec![0; fs.getattr(ino).unwrap().size as usize];
+        assert_eq!(fs.read(ino, 0, &mut bytes).unwrap(), bytes.len());
+        payload.extend_from_slice(&bytes[header..]);
+    }
+    let units: Vec<&[u8]> = payload.chunks_exact(content.dedup_unit as usize).collect();
+    let distinct: std::collections::HashSet<&[u8]> = units.iter().copied().collect();
+    units.len() as f64 / distinct.len() as f64
+}
+
+#[test]
+fn dlio_payloads_have_the_dedup_ratio_of_the_stream() {
+    for dedup in [2.0, 4.0] {
+        for (format, header) in [(Format::Raw, 0), (Format::Npy, 128)] {
+            let ratio = tree_dedup_ratio(format, header, dedup);
+            let error = (ratio / dedup - 1.0).abs();
+            assert!(error < 0.02, "{format} dedup {dedup}: measured {ratio:.3}");
+        }
+    }
+}
+
 #[test]
 fn npz_crc_in_the_header_is_the_crc_of_the_member() {
     let fs = core(dataset(Format::Npz, 2, 0));

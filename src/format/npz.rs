@@ -170,7 +170,13 @@ impl Npz {
         if covered == at {
             return crc;
         }
-        let crc = crc32_combine(crc, self.generate_crc(src, covered, at, 0), at - covered);
+        let missing = at - covered;
+        tracing::debug!(
+            file = src.file_key,
+            missing,
+            "npz forcing bytes need unserved payload"
+        );
+        let crc = crc32_combine(crc, self.generate_crc(src, covered, at, 0), missing);
         let done = RunningCrc {
             covered: at,
             crc,
