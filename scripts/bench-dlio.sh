@@ -31,13 +31,16 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
+median() {
+    python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"
+}
 
 # GB/s (10^9) of reading every file under $1 with two dd streams.
 read_rate() {
     local list start end total
     list=$(find "$1" -type f | sort)
-    total=$(echo "$list" | xargs stat -c %s | python3 -c "import sys; print(sum(map(int, sys.stdin)))")
+    total=$(echo "$list" | xargs stat -c %s |
+        python3 -c "import sys; print(sum(map(int, sys.stdin)))")
     start=$(now)
     echo "$list" | xargs -P 2 -I{} dd if={} of=/dev/null bs=1M status=none
     end=$(now)
