@@ -10,7 +10,7 @@
 # Each round mounts every format afresh, reads each one once ("first": nothing computed
 # ahead, every npz CRC and TFRecord CRC comes from this pass) and then once more ("later"),
 # format after format, so load spikes from other processes hit all formats alike. The
-# tables give the median over ROUNDS rounds.
+# table gives medians over ROUNDS rounds; "vs raw" is the median of per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +31,6 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-median() {
-    python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"
-}
-
 # GB/s (10^9) of reading every file under $1 with two dd streams.
 read_rate() {
     local list start end total
@@ -73,18 +69,18 @@ for _ in $(seq "$rounds"); do
     umount_all
 done
 
+# "vs raw" is the median over rounds of the format's rate over raw's in the same round.
 echo "| format | first read GB/s | vs raw | later reads GB/s | vs raw |"
 echo "|---|---|---|---|---|"
-raw_first=$(median ${first[raw]})
-raw_later=$(median ${later[raw]})
 for format in "${formats[@]}"; do
-    f=$(median ${first[$format]})
-    l=$(median ${later[$format]})
     python3 -c "
-f, rf, a, ra = $f, $raw_first, $l, $raw_later
-print(f'| $format | {f:.2f} | {f / rf:.2f} | {a:.2f} | {a / ra:.2f} |')"
+import statistics as st
+f, rf = [$(echo ${first[$format]} | tr ' ' ,)], [$(echo ${first[raw]} | tr ' ' ,)]
+l, rl = [$(echo ${later[$format]} | tr ' ' ,)], [$(echo ${later[raw]} | tr ' ' ,)]
+ratio = lambda a, b: st.median(x / y for x, y in zip(a, b))
+cells = [st.median(f), ratio(f, rf), st.median(l), ratio(l, rl)]
+print('| $format | ' + ' | '.join(f'{c:.2f}' for c in cells) + ' |')"
 done
-
 echo
 echo "| preset | files | mount + stat of the last file | ls of train/ |"
 echo "|---|---|---|---|"
