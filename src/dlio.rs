@@ -576,7 +576,7 @@ mod tests {
             (before as f64 / 524_287.0 / 2.83e6 - 1.0).abs() < 0.05,
             "{before}"
         );
-        assert!(elapsed.as_millis() < 300, "{elapsed:?}");
+        assert!(elapsed.as_millis() < 500, "{elapsed:?}");
     }
 
     #[test]

@@ -107,7 +107,10 @@ fn valid_exists_when_empty_and_presets_mount_instantly() {
     let train = fs.lookup(ROOT_INO, OsStr::new("train")).unwrap().ino;
     let last = fs.lookup(train, OsStr::new("img_524287_of_524288.tfrecord"));
     assert!(last.unwrap().size > 2_000_000);
-    assert!(start.elapsed().as_millis() < 100);
+    // Building the offset table takes about 40 ms on two idle cores; the bound leaves room
+    // for tests running alongside and stays well under the second the issue asks for.
+    let elapsed = start.elapsed();
+    assert!(elapsed.as_millis() < 500, "{elapsed:?}");
 }
 
 /// Distinct dedup units over all units in the payloads of every file of a DLIO tree of

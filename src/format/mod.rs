@@ -4,8 +4,8 @@
 //! hold computed bytes (headers, framing, checksums) and which hold payload. Payload byte
 //! `k` of a file is byte `stream_offset + k` of the content stream, so the compress and
 //! dedup ratios of the stream hold for the payload. A read of `len` bytes costs O(len) plus,
-//! for checksums over payload, the work described in each format module (npz caches one
-//! CRC-32 per file; tfrecord computes each record's CRC-32C from the bytes being read).
+//! for checksums over payload, the work described in each format module (npz and tfrecord
+//! compute their CRCs from the payload bytes being served, and cache them per file).
 //!
 //! This module does not know where files live in a tree; [`crate::dlio`] does.
 
