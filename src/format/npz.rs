@@ -31,6 +31,11 @@
 //! unique: a dedup ratio measured over npz files falls short of the stream's by one unit
 //! per file (0.003% of a unet3d file). Payloads shorter than four bytes have no forcing
 //! bytes; their CRC is computed from the payload.
+//!
+//! TODO: a reader that touches the forcing bytes before the payload in front of them (a
+//! random-access or backwards reader, an mmap fault that reads around them) pays one
+//! generation pass over the part not served, and two threads doing so at once both pay
+//! it; a per-file in-flight marker would share it. No reader DLIO uses does that.
 
 use std::borrow::Cow;
 
