@@ -7,10 +7,10 @@
 #
 # Every format serves FILES files of one sample of RECORD_LENGTH bytes (tfrecord: the same
 # bytes as 1024 records, like resnet50), read whole by two parallel `dd bs=1M` streams.
-# "first" is the first read after mounting (npz CRCs are computed by then: the warmer
-# finishes within a second of mounting 1 GiB of npz);
-# later reads are the median of ROUNDS rounds that read every format in turn, so load
-# spikes from other processes hit all formats alike.
+# Each round mounts every format afresh, reads each one once ("first": nothing computed
+# ahead, every npz CRC and TFRecord CRC comes from this pass) and then once more ("later"),
+# format after format, so load spikes from other processes hit all formats alike. The
+# table gives medians over ROUNDS rounds; "vs raw" is the median of per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,20 +21,22 @@ mountctl=${CARGO_TARGET_DIR:-target}/release/mountctl
 cargo build --release -q -p mountctl
 
 work=$(mktemp -d /tmp/dgenfs-bench-dlio.XXXXXX)
-cleanup() {
+umount_all() {
     for m in "$work"/*/; do "$mountctl" umount "$m" >/dev/null 2>&1 || true; done
+}
+cleanup() {
+    umount_all
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
-
 # GB/s (10^9) of reading every file under $1 with two dd streams.
 read_rate() {
     local list start end total
     list=$(find "$1" -type f | sort)
-    total=$(echo "$list" | xargs stat -c %s | python3 -c "import sys; print(sum(map(int, sys.stdin)))")
+    total=$(echo "$list" | xargs stat -c %s |
+        python3 -c "import sys; print(sum(map(int, sys.stdin)))")
     start=$(now)
     echo "$list" | xargs -P 2 -I{} dd if={} of=/dev/null bs=1M status=none
     end=$(now)
@@ -45,33 +47,40 @@ read_rate() {
 # generator-direct path); "raw+cache" is raw with a 256M block cache, for reference.
 formats=(raw npy npz hdf5 tfrecord raw+cache)
 record_bytes=$(python3 -c "print(int($(echo "$record" | sed 's/MiB/*1048576/; s/KiB/*1024/')))")
-for format in "${formats[@]}"; do
-    mkdir -p "$work/$format"
-    samples=1
-    [ "$format" = tfrecord ] && samples=1024
-    cache=(--cache 0)
-    [ "$format" = raw+cache ] && cache=(--cache 256M)
-    "$mountctl" mount "$work/$format" --layout dlio --format "${format%+cache}" \
-        --files-train "$files" --samples-per-file "$samples" \
-        --record-length $((record_bytes / samples)) --seed 7 "${cache[@]}" >/dev/null
-done
+mount_all() {
+    local format samples cache
+    for format in "${formats[@]}"; do
+        mkdir -p "$work/$format"
+        samples=1
+        [ "$format" = tfrecord ] && samples=1024
+        cache=(--cache 0)
+        [ "$format" = raw+cache ] && cache=(--cache 256M)
+        "$mountctl" mount "$work/$format" --layout dlio --format "${format%+cache}" \
+            --files-train "$files" --samples-per-file "$samples" \
+            --record-length $((record_bytes / samples)) --seed 7 "${cache[@]}" >/dev/null
+    done
+}
 
-declare -A first runs
-for format in "${formats[@]}"; do first[$format]=$(read_rate "$work/$format"); done
+declare -A first later
 for _ in $(seq "$rounds"); do
-    for format in "${formats[@]}"; do runs[$format]+=" $(read_rate "$work/$format")"; done
+    mount_all
+    for format in "${formats[@]}"; do first[$format]+=" $(read_rate "$work/$format")"; done
+    for format in "${formats[@]}"; do later[$format]+=" $(read_rate "$work/$format")"; done
+    umount_all
 done
 
-echo "| format | first read GB/s | vs raw | later reads GB/s (median of $rounds) | vs raw |"
+# "vs raw" is the median over rounds of the format's rate over raw's in the same round.
+echo "| format | first read GB/s | vs raw | later reads GB/s | vs raw |"
 echo "|---|---|---|---|---|"
-raw_later=$(median ${runs[raw]})
 for format in "${formats[@]}"; do
-    later=$(median ${runs[$format]})
     python3 -c "
-f, rf, a, ra = ${first[$format]}, ${first[raw]}, $later, $raw_later
-print(f'| $format | {f:.2f} | {f / rf:.2f} | {a:.2f} | {a / ra:.2f} |')"
+import statistics as st
+f, rf = [$(echo ${first[$format]} | tr ' ' ,)], [$(echo ${first[raw]} | tr ' ' ,)]
+l, rl = [$(echo ${later[$format]} | tr ' ' ,)], [$(echo ${later[raw]} | tr ' ' ,)]
+ratio = lambda a, b: st.median(x / y for x, y in zip(a, b))
+cells = [st.median(f), ratio(f, rf), st.median(l), ratio(l, rl)]
+print('| $format | ' + ' | '.join(f'{c:.2f}' for c in cells) + ' |')"
 done
-
 echo
 echo "| preset | files | mount + stat of the last file | ls of train/ |"
 echo "|---|---|---|---|"

@@ -170,7 +170,6 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
     // SAFETY: geteuid and getegid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let core = Arc::new(with_cache(FsCore::new(tree, generator, uid, gid), opts)?);
-    crate::dlio::spawn_checksum_warmer(&core);
     let adapter = FuseAdapter::new(Arc::clone(&core), opts.kernel_cache);
     let session = fuser::spawn_mount(adapter, &path, &session_config(opts)).map_err(|source| {
         MountError::Io {

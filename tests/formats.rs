@@ -107,27 +107,64 @@ fn valid_exists_when_empty_and_presets_mount_instantly() {
     let train = fs.lookup(ROOT_INO, OsStr::new("train")).unwrap().ino;
     let last = fs.lookup(train, OsStr::new("img_524287_of_524288.tfrecord"));
     assert!(last.unwrap().size > 2_000_000);
-    assert!(start.elapsed().as_millis() < 100);
+    // Building the offset table takes about 40 ms on two idle cores; the bound leaves room
+    // for tests running alongside and stays well under the second the issue asks for.
+    let elapsed = start.elapsed();
+    assert!(elapsed.as_millis() < 500, "{elapsed:?}");
+}
+
+/// Distinct dedup units over all units in the payloads of every file of a DLIO tree of
+/// `format` (`header` bytes before the payload) whose content has dedup ratio `dedup`.
+fn tree_dedup_ratio(format: Format, header: usize, dedup: f64) -> f64 {
+    let dlio = DlioSpec {
+        files_train: 30,
+        files_valid: 10,
+        record_length: 100_000,
+        record_length_stdev: 60_000,
+        ..dataset(format, 1, 0)
+    };
+    let content = ContentSpec {
+        dedup,
+        ..ContentSpec::with_seed(dlio.seed)
+    };
+    let tree = Tree::new(&tree_spec(dlio)).unwrap();
+    let fs = FsCore::new(tree, Generator::new(&content).unwrap(), 0, 0);
+    let mut payload = Vec::new();
+    for (_, ino) in files(&fs) {
+        let mut bytes = vec![0; fs.getattr(ino).unwrap().size as usize];
+        assert_eq!(fs.read(ino, 0, &mut bytes).unwrap(), bytes.len());
+        payload.extend_from_slice(&bytes[header..]);
+    }
+    let units: Vec<&[u8]> = payload.chunks_exact(content.dedup_unit as usize).collect();
+    let distinct: std::collections::HashSet<&[u8]> = units.iter().copied().collect();
+    units.len() as f64 / distinct.len() as f64
 }
 
 #[test]
-fn npz_crcs_are_computed_ahead_of_reads() {
-    let fs = std::sync::Arc::new(core(dataset(Format::Npz, 2, 0)));
-    dgenfs::dlio::spawn_checksum_warmer(&fs);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while fs.checksums().member_crc(8).is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "warmer did not finish"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+fn dlio_payloads_have_the_dedup_ratio_of_the_stream() {
+    for dedup in [2.0, 4.0] {
+        for (format, header) in [(Format::Raw, 0), (Format::Npy, 128)] {
+            let ratio = tree_dedup_ratio(format, header, dedup);
+            let error = (ratio / dedup - 1.0).abs();
+            assert!(error < 0.02, "{format} dedup {dedup}: measured {ratio:.3}");
+        }
     }
+}
+
+#[test]
+fn npz_crc_in_the_header_is_the_crc_of_the_member() {
+    let fs = core(dataset(Format::Npz, 2, 0));
     let valid = fs.lookup(ROOT_INO, OsStr::new("valid")).unwrap().ino;
-    let last = fs.lookup(valid, OsStr::new("img_1_of_2.npz")).unwrap().ino;
+    let last = fs.lookup(valid, OsStr::new("img_1_of_2.npz")).unwrap();
     let mut head = [0; 18];
-    fs.read(last, 0, &mut head).unwrap();
+    fs.read(last.ino, 0, &mut head).unwrap();
     let crc = u32::from_le_bytes(head[14..18].try_into().unwrap());
     assert_eq!(fs.checksums().member_crc(8), Some(crc));
+
+    let mut bytes = vec![0; last.size as usize];
+    fs.read(last.ino, 0, &mut bytes).unwrap();
+    let x_len = u64::from_le_bytes(bytes[47..55].try_into().unwrap()) as usize;
+    assert_eq!(crc32fast::hash(&bytes[55..55 + x_len]), crc);
 }
 
 /// The Python of a venv with numpy and h5py, set up once per test run.

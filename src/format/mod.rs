@@ -4,8 +4,8 @@
 //! hold computed bytes (headers, framing, checksums) and which hold payload. Payload byte
 //! `k` of a file is byte `stream_offset + k` of the content stream, so the compress and
 //! dedup ratios of the stream hold for the payload. A read of `len` bytes costs O(len) plus,
-//! for checksums over payload, the work described in each format module (npz caches one
-//! CRC-32 per file; tfrecord computes each record's CRC-32C from the bytes being read).
+//! for checksums over payload, the work described in each format module (npz and tfrecord
+//! compute their CRCs from the payload bytes being served, and cache them per file).
 //!
 //! This module does not know where files live in a tree; [`crate::dlio`] does.
 
@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::content::Generator;
 use crate::spec::SpecError;
@@ -207,14 +207,6 @@ impl FileLayout {
         n
     }
 
-    /// Computes and caches the checksums a first read would need, if the format has any
-    /// that cover a whole member (npz); other formats need nothing ahead.
-    pub fn precompute_checksums(&self, src: &Source<'_>) {
-        if let FileLayout::Npz(npz) = self {
-            npz.precompute_crc(src);
-        }
-    }
-
     /// The framing of a formatted file, or the length of a raw one.
     fn framing(&self) -> Result<&dyn Framing, u64> {
         match self {
@@ -256,6 +248,8 @@ fn read_pieces(framing: &dyn Framing, src: &Source<'_>, offset: u64, buf: &mut [
 pub struct ChecksumCache {
     /// CRC-32 of a whole npz member, by file key.
     member_crc: Mutex<HashMap<u64, u32>>,
+    /// Running CRC-32 of an npz `x.npy` up to its forcing bytes, by file key.
+    member_prefix: Mutex<HashMap<u64, npz::RunningCrc>>,
     /// Running CRC-32C over a prefix of a TFRecord's data: (file key, record) to
     /// (bytes covered, crc).
     record_crc: Mutex<HashMap<(u64, u64), (u64, u32)>>,
@@ -273,15 +267,18 @@ impl ChecksumCache {
 
 /// Looks `key` up in `map`.
 fn cached<K: Hash + Eq, V: Copy>(map: &Mutex<HashMap<K, V>>, key: &K) -> Option<V> {
-    map.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .copied()
+    lock(map).get(key).copied()
+}
+
+/// Locks `map`, which a panicking holder cannot leave inconsistent (every update is one
+/// insert or one in-place change of a value).
+fn lock<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Stores `value` under `key` in `map`, clearing the map first when it is full.
 fn remember<K: Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = lock(map);
     if map.len() >= ChecksumCache::CAPACITY {
         map.clear();
     }
