@@ -3,12 +3,16 @@
 # run, plus time and RSS to mount 10 TiB / 10 million files. Prints a markdown table for
 # docs/BENCHMARKS.md. Needs root, /dev/fuse, fio and python3; uses about 2 x FILE of RAM.
 #
-#   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS]      (defaults: 4G, 10)
+#   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS] [FIO_ROUNDS]      (defaults: 4G, 10, 3)
+#
+# Each fio row alternates mount and tmpfs FIO_ROUNDS times and reports the medians, because
+# on a small shared machine one run of a few seconds can land in a bad scheduling phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 file_size=${1:-4G}
 fio_secs=${2:-10}
+fio_rounds=${3:-3}
 mountctl=target/release/mountctl
 cargo build --release -q -p mountctl
 
@@ -55,7 +59,8 @@ cp_rate() {
     python3 -c "print(f'{$bytes / ($end - $start) / 1e9:.2f}')"
 }
 
-# fio randread on one file: prints "GB/s IOPS". Extra fio flags may follow the five.
+# fio randread on one file: prints "GB/s IOPS p50_us p90_us" (completion latency
+# percentiles). Extra fio flags may follow the five.
 fio_rate() {
     local file=$1 bs=$2 engine=$3 direct=$4 depth=$5
     shift 5
@@ -63,7 +68,22 @@ fio_rate() {
         --direct="$direct" --iodepth="$depth" --numjobs=2 --time_based --runtime="$fio_secs" \
         --group_reporting --output-format=json 2>/dev/null |
         python3 -c 'import json,sys; r=json.load(sys.stdin)["jobs"][0]["read"];
-print("%.2f %.0f" % (r["bw_bytes"] / 1e9, r["iops"]))'
+p=r["clat_ns"]["percentile"];
+print("%.2f %.0f %.1f %.1f" % (r["bw_bytes"] / 1e9, r["iops"], p["50.000000"] / 1e3,
+    p["90.000000"] / 1e3))'
+}
+
+# fio_rate on the mount and on tmpfs, alternating fio_rounds times: prints the medians
+# "mount_GBps mount_IOPS mount_p50 mount_p90 tmpfs_GBps tmpfs_IOPS tmpfs_p50 tmpfs_p90".
+fio_pair() {
+    local spec=$1 runs=""
+    shift
+    for _ in $(seq "$fio_rounds"); do
+        runs+="$(fio_rate "$mnt/$spec" "$@") $(fio_rate "$shm/$spec" "$@")"$'\n'
+    done
+    python3 -c 'import statistics,sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+print(" ".join("%g" % statistics.median(c) for c in zip(*rows)))' <<<"$runs"
 }
 
 row() { # name, fuse value, tmpfs value
@@ -81,12 +101,15 @@ row "dd bs=1M, 2 readers (GB/s total)" "$(dd_rate "$mnt/file_0" "$mnt/file_1")" 
 row "cp to /dev/null (GB/s)" "$(cp_rate "$mnt/file_0")" "$(cp_rate "$shm/file_0")"
 for spec in "4k psync 0 1" "1M psync 0 1" "4k libaio 1 16" "1M libaio 1 16"; do
     set -- $spec
-    read -r fb fi <<<"$(fio_rate "$mnt/file_0" "$@")"
-    read -r tb ti <<<"$(fio_rate "$shm/file_0" "$@")"
+    read -r fb fi fp50 fp90 tb ti tp50 tp90 <<<"$(fio_pair file_0 "$@")"
     label="fio randread $1 $2, 2 jobs"
     [ "$3" = 1 ] && label="fio randread $1 $2 direct qd$4, 2 jobs"
     row "$label (GB/s)" "$fb" "$tb"
     row "$label (IOPS)" "$fi" "$ti"
+    if [ "$1 $2" = "4k psync" ]; then
+        latency="fio randread 4k psync, 2 jobs, completion latency median (p90): dgenfs"
+        latency+=" $fp50 µs ($fp90 µs), tmpfs $tp50 µs ($tp90 µs)."
+    fi
 done
 pid=$("$mountctl" status "$mnt" | sed -n 's/.*pid \([0-9]*\).*/\1/p')
 served=$("$mountctl" status "$mnt" | sed -n 's/.*served: \(.*\) in.*/\1/p')
@@ -96,9 +119,10 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 "$mountctl" umount "$mnt" >/dev/null
 "$mountctl" mount "$mnt" --size $((2 * bytes)) --files 2 --seed 1 --kernel-cache >/dev/null
 cat "$mnt/file_0" >/dev/null
-read -r fb fi <<<"$(fio_rate "$mnt/file_0" 4k psync 0 1 --invalidate=0)"
-read -r tb ti <<<"$(fio_rate "$shm/file_0" 4k psync 0 1 --invalidate=0)"
+read -r fb fi fp50 fp90 tb ti tp50 tp90 <<<"$(fio_pair file_0 4k psync 0 1 --invalidate=0)"
 row "fio randread 4k psync, 2 jobs, --kernel-cache, cached (IOPS)" "$fi" "$ti"
+echo
+echo "$latency"
 echo
 echo "Daemon RSS after serving $served: $((rss / 1024)) MiB."
 

@@ -5,12 +5,13 @@
 //! it directly. The [`fuse`] adapter turns its answers into kernel replies and is the only
 //! place where an [`FsError`] becomes an errno.
 
+mod counter;
 pub mod fuse;
 
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use self::counter::ShardedCounter;
 use crate::cache::{BlockCache, FileExtent, HandleId, Served};
 use crate::content::Generator;
 use crate::format::{ChecksumCache, FileLayout, Source};
@@ -100,25 +101,25 @@ pub struct StatFs {
 /// Counters of the read path, updated by every read.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
-    bytes: AtomicU64,
-    reads: AtomicU64,
-    opens: AtomicU64,
+    bytes: ShardedCounter,
+    reads: ShardedCounter,
+    opens: ShardedCounter,
 }
 
 impl ReadCounters {
     /// Bytes served so far.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.bytes.sum()
     }
 
     /// Read requests served so far.
     pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
+        self.reads.sum()
     }
 
     /// Files opened so far.
     pub fn opens(&self) -> u64 {
-        self.opens.load(Ordering::Relaxed)
+        self.opens.sum()
     }
 }
 
@@ -241,7 +242,7 @@ impl FsCore {
             _ if write => Err(FsError::ReadOnly),
             Node::Dir(_) => Err(FsError::IsADirectory),
             Node::File(_) => {
-                self.counters.opens.fetch_add(1, Ordering::Relaxed);
+                self.counters.opens.add(1);
                 Ok(self.cache.as_ref().map_or(0, |c| c.open().0))
             }
         }
@@ -298,7 +299,7 @@ impl FsCore {
             len: layout.len(),
         };
         let n = extent.len.saturating_sub(offset).min(buf.len() as u64) as usize;
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.counters.reads.add(1);
         if n == 0 {
             // At or past the end; `offset` may be near u64::MAX, so add nothing to it.
             return Ok(Served::Buffer(0));
@@ -314,7 +315,7 @@ impl FsCore {
                 Served::Buffer(n)
             }
         };
-        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.bytes.add(n as u64);
         Ok(served)
     }
 
@@ -338,8 +339,8 @@ impl FsCore {
             cache: &self.checksums,
         };
         let n = layout.read(&src, offset, buf);
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.reads.add(1);
+        self.counters.bytes.add(n as u64);
         n
     }
 
