@@ -204,20 +204,27 @@ pub struct SectorPlan {
 }
 
 impl Lanes {
-    /// Writes whole sectors into `out` (`plans.len() * 512` bytes), each 64-byte line
-    /// composed in a register and stored once, in address order. `ahead` is how many bytes
-    /// after `out` the caller writes next (a prefetch hint; zero turns prefetching off).
-    /// Returns false, writing nothing,
-    /// when this CPU has no such path; the caller then uses runs and splats.
+    /// Writes the whole sectors of `out` (`out.len() / 512` of them; `plan(j)` describes
+    /// sector `j`), each 64-byte line composed in a register and stored once, in address
+    /// order. The plans are computed as the sectors are written, not kept in memory: once
+    /// the buffer is larger than L2 every store counts, scalar ones included. `ahead` is how
+    /// many bytes after `out` the caller writes next (a prefetch hint; zero turns
+    /// prefetching off). Returns false, writing nothing, when this CPU has no such path; the
+    /// caller then uses runs and splats.
     #[inline]
-    pub fn compose_sectors(&mut self, out: &mut [u8], plans: &[SectorPlan], ahead: usize) -> bool {
+    pub fn compose_sectors(
+        &mut self,
+        out: &mut [u8],
+        plan: impl Fn(usize) -> SectorPlan,
+        ahead: usize,
+    ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if isa() == Isa::Avx512 {
             // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
-            unsafe { compose_avx512(self, out, plans, ahead) };
+            unsafe { compose_avx512(self, out, plan, ahead) };
             return true;
         }
-        let _ = (out, plans, ahead);
+        let _ = (out, plan, ahead);
         false
     }
 }
@@ -296,10 +303,37 @@ fn isa() -> Isa {
     })
 }
 
+/// Explicit AVX-512 seeding, one lane per 64-bit element: the lane seeds and then each
+/// state word are one vector [`mix64`] each. Chunks are 4 KiB, so this runs every 4 KiB;
+/// left to the compiler, the lane seeds were scalar.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
 unsafe fn new_avx512(key: u64) -> Lanes {
-    Lanes::new_inline(key)
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    fn mix(z: __m512i) -> __m512i {
+        // SAFETY: only called from the AVX-512 function below, where its features are on.
+        unsafe {
+            let z = _mm512_xor_si512(z, _mm512_srli_epi64::<30>(z));
+            let z = _mm512_mullo_epi64(z, _mm512_set1_epi64(0xbf58_476d_1ce4_e5b9_u64 as i64));
+            let z = _mm512_xor_si512(z, _mm512_srli_epi64::<27>(z));
+            let z = _mm512_mullo_epi64(z, _mm512_set1_epi64(0x94d0_49bb_1331_11eb_u64 as i64));
+            _mm512_xor_si512(z, _mm512_srli_epi64::<31>(z))
+        }
+    }
+    let lane_keys: [u64; LANES] =
+        std::array::from_fn(|l| (l as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
+    // SAFETY: `lane_keys` is eight u64, exactly one 64-byte vector.
+    let lane_keys = unsafe { _mm512_loadu_si512(lane_keys.as_ptr() as *const __m512i) };
+    let seeds = mix(_mm512_xor_si512(_mm512_set1_epi64(key as i64), lane_keys));
+    let mut lanes = Lanes { s: [[0; LANES]; 4] };
+    for (w, words) in lanes.s.iter_mut().enumerate() {
+        let step = _mm512_set1_epi64(GOLDEN.wrapping_mul(w as u64 + 1) as i64);
+        let word = mix(_mm512_add_epi64(seeds, step));
+        // SAFETY: `words` is eight u64, exactly one 64-byte vector.
+        unsafe { _mm512_storeu_si512(words.as_mut_ptr() as *mut __m512i, word) };
+    }
+    lanes
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -416,12 +450,18 @@ impl Avx512State {
 /// larger than L2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
-unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan], ahead: usize) {
+unsafe fn compose_avx512(
+    lanes: &mut Lanes,
+    out: &mut [u8],
+    plan: impl Fn(usize) -> SectorPlan,
+    ahead: usize,
+) {
     use std::arch::x86_64::*;
     const LINES: usize = 512 / STEP_BYTES;
     let mut state = Avx512State::load(lanes);
     let prefetch = Prefetch::new(out, ahead);
-    for (plan, sector) in plans.iter().zip(out.chunks_exact_mut(512)) {
+    for (j, sector) in out.chunks_exact_mut(512).enumerate() {
+        let plan = plan(j);
         let filler = _mm512_set1_epi8(plan.filler as i8);
         let steps = plan.random.div_ceil(STEP_BYTES);
         let (first, random) = if plan.random_first {
@@ -611,7 +651,7 @@ mod tests {
         Lanes::new(11).fill_runs(&mut want, &runs, &splats, 0);
         let mut got = vec![0u8; want.len()];
         let mut lanes = Lanes::new(11);
-        if lanes.compose_sectors(&mut got, &plans, 0) {
+        if lanes.compose_sectors(&mut got, |j| plans[j], 0) {
             assert_eq!(got, want);
             let (mut a, mut b) = (lanes, Lanes::new(11));
             b.fill_runs(&mut want, &runs, &splats, 0);

@@ -214,8 +214,8 @@ impl Generator {
     }
 }
 
-/// Fills a whole chunk: one generator call writes every sector's steps, then each sector
-/// gets its tag and filler.
+/// Fills a whole chunk: one generator call writes every sector, composing each line once
+/// where the CPU allows (else runs of steps, then splats of filler); then the tags.
 #[inline(always)]
 fn fill_whole_chunk(
     lanes: &mut Lanes,
@@ -225,28 +225,21 @@ fn fill_whole_chunk(
 ) {
     const MAX_SECTORS: usize = CHUNK / SECTOR;
     let sectors = out.len() / SECTOR;
-    let mut tags: [Option<[u8; layout::TAG_BYTES]>; MAX_SECTORS] = Default::default();
-    let mut plans = [SectorPlan::default(); MAX_SECTORS];
-    let mut runs = [Run::default(); MAX_SECTORS];
-    let mut splats = [Splat::default(); MAX_SECTORS];
-    for j in 0..sectors {
-        let fill = sector_fill(j);
-        plans[j] = SectorPlan {
-            random: fill.random,
-            random_first: fill.random_first,
-            filler: fill.filler,
-        };
-        runs[j] = fill.run(j * SECTOR);
-        splats[j] = fill.splat(j * SECTOR);
-        tags[j] = fill.tag;
-    }
-    if !lanes.compose_sectors(out, &plans[..sectors], ahead) {
+    if !lanes.compose_sectors(out, |j| sector_fill(j).plan(), ahead) {
+        let mut runs = [Run::default(); MAX_SECTORS];
+        let mut splats = [Splat::default(); MAX_SECTORS];
+        for j in 0..sectors {
+            let fill = sector_fill(j);
+            runs[j] = fill.run(j * SECTOR);
+            splats[j] = fill.splat(j * SECTOR);
+        }
         lanes.fill_runs(out, &runs[..sectors], &splats[..sectors], ahead);
     }
-    for (j, tag) in tags[..sectors].iter().enumerate() {
-        if let Some(tag) = tag {
-            let at = sector_fill(j).random_at(j * SECTOR);
-            out[at..at + tag.len()].copy_from_slice(tag);
+    for j in 0..sectors {
+        let fill = sector_fill(j);
+        if let Some(tag) = fill.tag {
+            let at = fill.random_at(j * SECTOR);
+            out[at..at + tag.len()].copy_from_slice(&tag);
         }
     }
 }
@@ -260,6 +253,16 @@ struct SectorFill {
 }
 
 impl SectorFill {
+    /// What [`Lanes::compose_sectors`] needs to know of the sector.
+    #[inline(always)]
+    fn plan(&self) -> SectorPlan {
+        SectorPlan {
+            random: self.random,
+            random_first: self.random_first,
+            filler: self.filler,
+        }
+    }
+
     /// Where the sector's generator steps go, for a sector starting at byte `base`.
     ///
     /// The steps are written whole, from the sector's start (random first) or ending at its
