@@ -15,10 +15,12 @@ SIZES = {"1 MiB": 1 << 20, "32 MiB": 32 << 20}
 RATIOS = [1, 2]
 THREADS = [1, 2]
 
+# dgen-py's Generator allocates memory in proportion to `size` (about 8 GB for 2**50), so
+# the stream is 1 TiB: more than a run fills, and a few MiB of its tables.
 DGENPY = r"""
 import sys, time, statistics, dgen_py
 size, c, threads, rounds = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-g = dgen_py.Generator(size=1 << 50, compress_ratio=c, max_threads=threads, chunk_size=size)
+g = dgen_py.Generator(size=1 << 40, compress_ratio=c, max_threads=threads, chunk_size=size)
 buf = bytearray(size)
 g.fill_chunk(buf)
 calls = max(1, (256 << 20) // size)
