@@ -244,9 +244,9 @@ def mount(
     ``mountpoint=None`` a temporary directory is made and removed after unmount.
 
     ``cache`` is the memory of the block cache and read-ahead in bytes or as a size string
-    (``None`` or ``0``: off, the default, which measured faster on small machines). ``numa`` places the
-    cache: ``"auto"`` (a shard and generation pool per NUMA node), ``"uma"`` (one for the
-    whole machine) or a node number (everything on that node).
+    (``None`` or ``0``: off, the default, which measured faster on small machines).
+    ``numa`` places the cache: ``"auto"`` (a shard and generation pool per NUMA node),
+    ``"uma"`` (one for the whole machine) or a node number (everything on that node).
 
     The DLIO keywords match ``mountctl mount``'s flags and make the tree a DLIO dataset:
     ``train/`` and ``valid/`` of ``img_<i>_of_<N>.<format>`` files, with ``size``,

@@ -138,15 +138,16 @@ impl Generator {
     ///
     /// Each chunk's generator is seeded before the previous chunk is written: seeding is a
     /// chain of multiplies (about 70 cycles) that the writing does not depend on, so the CPU
-    /// overlaps the two instead of waiting on the chain every 4 KiB.
-    /// The two generators live in one array and trade places by index, not by copying.
+    /// overlaps the two instead of waiting on the chain every 4 KiB. The two generators live
+    /// in one array and trade places by index, not by copying.
     #[inline(always)]
     fn fill_pieces(&self, mut pieces: impl Iterator<Item = Piece>, out: &mut [u8], prefetch: bool) {
         let Some(mut piece) = pieces.next() else {
             return;
         };
         let mut key = self.chunk_key(piece.id, piece.chunk);
-        let mut lanes = [Lanes::new(key), Lanes::new(0)];
+        let first = Lanes::new(key);
+        let mut lanes = [first.clone(), first];
         let mut rest = out;
         for turn in 0.. {
             let next = pieces.next();
