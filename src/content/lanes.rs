@@ -583,6 +583,13 @@ mod tests {
     }
 
     #[test]
+    fn seeding_agrees_with_the_portable_code() {
+        for key in (0..1000u64).flat_map(|i| [i, !i, mix64(i)]) {
+            assert_eq!(Lanes::new(key).s, Lanes::new_inline(key).s, "key {key}");
+        }
+    }
+
+    #[test]
     fn runs_continue_one_stream() {
         let mut whole = vec![0u8; 640];
         fill(5, &mut whole);
