@@ -3,8 +3,10 @@
 Usage: python3 scripts/bench_fill.py MOUNTCTL DGENPY_PYTHON [rounds]
 
 MOUNTCTL is the release `mountctl` binary; DGENPY_PYTHON a Python with dgen-py==0.3.0
-installed. For every buffer size, ratio and thread count the two are measured alternately,
-each as the median of `rounds` rounds, and the table gives GB/s (10^9 bytes/s) and ratios.
+installed. For every buffer size, ratio and thread count the two take turns `rounds` times,
+one round of 256 MiB each per turn (after a warm-up fill), so a burst of load from other
+work on the machine hits both alike; the table gives the medians in GB/s (10^9 bytes/s)
+and their ratios.
 """
 
 import statistics
@@ -15,10 +17,12 @@ SIZES = {"1 MiB": 1 << 20, "32 MiB": 32 << 20}
 RATIOS = [1, 2]
 THREADS = [1, 2]
 
+# dgen-py's Generator allocates memory in proportion to `size` (about 8 GB for 2**50), so
+# the stream is 1 TiB: more than a run fills, and a few MiB of its tables.
 DGENPY = r"""
 import sys, time, statistics, dgen_py
 size, c, threads, rounds = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-g = dgen_py.Generator(size=1 << 50, compress_ratio=c, max_threads=threads, chunk_size=size)
+g = dgen_py.Generator(size=1 << 40, compress_ratio=c, max_threads=threads, chunk_size=size)
 buf = bytearray(size)
 g.fill_chunk(buf)
 calls = max(1, (256 << 20) // size)
@@ -61,8 +65,11 @@ def main():
     for name, size in SIZES.items():
         for c in RATIOS:
             for threads in THREADS:
-                theirs = dgenpy(python, size, c, threads, rounds)
-                fill, memcpy, memset = ours(mountctl, size, c, threads, rounds)
+                samples = []
+                for _ in range(rounds):
+                    theirs = dgenpy(python, size, c, threads, 1)
+                    samples.append((theirs, *ours(mountctl, size, c, threads, 1)))
+                theirs, fill, memcpy, memset = (statistics.median(x) for x in zip(*samples))
                 print(f"| {name} | {c} | {threads} | {fill:.2f} | {theirs:.2f} | "
                       f"{fill / theirs:.2f}x | {memcpy:.2f} | {memset:.2f} | "
                       f"{fill / memcpy:.2f} |", flush=True)

@@ -67,9 +67,12 @@ class Generator:
         size: total bytes (int or size string).
         dedup_ratio: units in the stream / distinct units, 1.0 to 1000 (fractional ok).
         compress_ratio: target compress ratio, 1.0 (incompressible) to 64.
-        numa_mode: "auto", "force" or "disabled"; validated, placement not applied yet.
+        numa_mode: "auto", "force" or "disabled". Without ``numa_node`` the three fill
+            alike; "disabled" ignores ``numa_node`` (which must still exist).
         max_threads: fill threads; None or 0 means one per core, 1 fills on the caller.
-        numa_node: NUMA node to prefer; validated, placement not applied yet.
+        numa_node: run fills on threads bound to this NUMA node's CPUs and memory
+            (``max_threads`` of them, or one per CPU of the node); a node the machine
+            lacks is a ValueError.
         chunk_size: the buffer size ``chunk_size`` suggests (default 32 MiB).
         block_size: the dedup unit in bytes, a power of two from 512 to 1 MiB (default
             4 KiB). dgen-py duplicates whole blocks of this size too.
@@ -136,7 +139,10 @@ def generate_buffer(
     numa_node: Optional[int] = None,
     seed: Optional[int] = None,
 ) -> BytesView:
-    """Generates ``size`` bytes into a new BytesView (random seed unless given)."""
+    """Generates ``size`` bytes into a new BytesView (random seed unless given).
+
+    ``numa_mode``, ``numa_node`` and ``max_threads`` place the fill as for ``Generator``.
+    """
 
 def generate_into_buffer(
     buffer: Any,
@@ -147,7 +153,10 @@ def generate_into_buffer(
     numa_node: Optional[int] = None,
     seed: Optional[int] = None,
 ) -> int:
-    """Fills all of ``buffer`` in place and returns its length in bytes."""
+    """Fills all of ``buffer`` in place and returns its length in bytes.
+
+    ``numa_mode``, ``numa_node`` and ``max_threads`` place the fill as for ``Generator``.
+    """
 
 def generate_data(
     size: int,
@@ -235,9 +244,9 @@ def mount(
     ``mountpoint=None`` a temporary directory is made and removed after unmount.
 
     ``cache`` is the memory of the block cache and read-ahead in bytes or as a size string
-    (``None`` or ``0``: off, the default, which measured faster on small machines). ``numa`` places the
-    cache: ``"auto"`` (a shard and generation pool per NUMA node), ``"uma"`` (one for the
-    whole machine) or a node number (everything on that node).
+    (``None`` or ``0``: off, the default, which measured faster on small machines).
+    ``numa`` places the cache: ``"auto"`` (a shard and generation pool per NUMA node),
+    ``"uma"`` (one for the whole machine) or a node number (everything on that node).
 
     The DLIO keywords match ``mountctl mount``'s flags and make the tree a DLIO dataset:
     ``train/`` and ``valid/`` of ``img_<i>_of_<N>.<format>`` files, with ``size``,

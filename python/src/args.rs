@@ -69,12 +69,7 @@ pub fn seed(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     })
 }
 
-/// Checks `numa_mode`.
-///
-/// TODO: fills do not yet pin threads or memory to a NUMA node; that comes with the
-/// NUMA-aware worker pools of the cache. Until then `numa_mode` and `numa_node` are
-/// validated and kept so that dgen-py scripts run unchanged, and the bytes are the same
-/// either way.
+/// Checks `numa_mode`; [`Threads::placed`](crate::threads::Threads::placed) applies it.
 pub fn numa_mode(value: &str) -> PyResult<()> {
     if NUMA_MODES.contains(&value) {
         Ok(())

@@ -111,8 +111,12 @@ impl PyGenerator {
             Some(n) => n,
         };
         let threads = match method {
-            "parallel" => Threads::new(args::count("max_threads", max_threads)?)?,
-            "sequential" => Threads::Calling,
+            "parallel" => Threads::placed(
+                numa_mode,
+                numa_node,
+                args::count("max_threads", max_threads)?,
+            )?,
+            "sequential" => Threads::placed(numa_mode, numa_node, Some(1))?,
             other => {
                 return Err(PyValueError::new_err(format!(
                     "invalid method '{other}': expected 'parallel' or 'sequential'"

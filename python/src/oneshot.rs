@@ -30,12 +30,13 @@ fn one_shot(
     seed: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<OneShot> {
     args::numa_mode(numa_mode)?;
-    args::count("numa_node", numa_node)?;
+    let numa_node = args::count("numa_node", numa_node)?;
     let spec = args::content_spec(args::seed(seed)?, dedup_ratio, compress_ratio, None)?;
     let generator = Generator::new(&spec).map_err(|e| args::value_error(e.field, &e))?;
+    let max_threads = args::count("max_threads", max_threads)?;
     Ok(OneShot {
         generator: Arc::new(generator),
-        threads: Threads::new(args::count("max_threads", max_threads)?)?,
+        threads: Threads::placed(numa_mode, numa_node, max_threads)?,
     })
 }
 

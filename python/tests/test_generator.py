@@ -1,6 +1,8 @@
 """The dgen-py 0.3.0 surface: documented usage patterns, determinism and errors."""
 
 import mmap
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,6 +181,63 @@ def test_readonly_numpy_is_type_error():
 def test_bad_values_are_value_errors_naming_the_field(kw, param):
     with pytest.raises(ValueError, match=param):
         dgen_py.Generator(**kw)
+
+
+def node_cpus(node):
+    """The CPUs of NUMA node `node`, from sysfs."""
+    cpus = set()
+    text = Path(f"/sys/devices/system/node/node{node}/cpulist").read_text().strip()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def node_fill_threads(node):
+    """Thread ids of this process's fill threads bound to NUMA node `node`, by name."""
+    tids = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if (task / "comm").read_text().startswith(f"dgen-py-n{node}-"):
+                tids.append(int(task.name))
+        except FileNotFoundError:
+            pass
+    return tids
+
+
+@pytest.mark.parametrize("max_threads,method", [(1, "parallel"), (2, "parallel"),
+                                                (None, "parallel"), (None, "sequential")])
+def test_numa_node_runs_fills_on_threads_bound_to_the_node(max_threads, method):
+    if not Path("/sys/devices/system/node/node0/cpulist").exists():
+        pytest.skip("sysfs lists no NUMA node 0")
+    gen = dgen_py.Generator(size=8 * MiB, compress_ratio=2, seed=5, numa_node=0,
+                            max_threads=max_threads, method=method)
+    assert gen.numa_node == 0
+    buf = bytearray(8 * MiB)
+    assert gen.fill_chunk(buf) == 8 * MiB
+    assert bytes(buf) == stream(5, 8 * MiB, compress_ratio=2)
+    want = 1 if method == "sequential" else max_threads or len(node_cpus(0))
+    tids = node_fill_threads(0)
+    assert len(tids) >= want
+    for tid in tids:
+        assert os.sched_getaffinity(tid) <= node_cpus(0)
+
+
+@pytest.mark.parametrize("mode", ["auto", "force", "disabled"])
+def test_numa_node_the_machine_lacks_is_a_value_error(mode):
+    with pytest.raises(ValueError, match="numa_node '4096'"):
+        dgen_py.Generator(size=MiB, numa_mode=mode, numa_node=4096)
+    with pytest.raises(ValueError, match="numa_node"):
+        dgen_py.generate_buffer(MiB, numa_mode=mode, numa_node=4096)
+
+
+def test_numa_modes_without_a_node_give_the_same_bytes():
+    for mode in ["auto", "force", "disabled"]:
+        assert bytes(dgen_py.generate_buffer(MiB, compress_ratio=2, seed=6, numa_mode=mode,
+                                             numa_node=None)) == stream(6, MiB, compress_ratio=2)
+    buf = bytearray(MiB)
+    dgen_py.generate_into_buffer(buf, compress_ratio=2, numa_node=0, seed=6)
+    assert bytes(buf) == stream(6, MiB, compress_ratio=2)
 
 
 def test_fractional_ratios_and_string_sizes():

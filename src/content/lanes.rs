@@ -14,6 +14,14 @@ pub const LANES: usize = 8;
 /// Bytes produced by one step of all lanes.
 pub const STEP_BYTES: usize = LANES * 8;
 
+/// How far ahead of each 64-byte store the AVX-512 paths ask for the destination line, in
+/// bytes. A buffer larger than L2 lives in L3, where every store first reads its line for
+/// ownership; prefetching the line for writing this far ahead overlaps those reads with
+/// generation (a 32 MiB fill on the project's Xeon: 23 GB/s without, 28 with). In L2 the
+/// prefetches only cost issue slots (about 8%), so callers turn them off for buffers that
+/// fit there, by passing an `ahead` of zero.
+pub const PREFETCH_AHEAD: usize = 1024;
+
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The SplitMix64 output function: a bijective 64-bit mixer.
@@ -105,19 +113,24 @@ impl Lanes {
     /// last step are dropped.
     #[inline]
     pub fn fill(&mut self, out: &mut [u8]) {
+        self.fill_ahead(out, 0)
+    }
+
+    /// Like [`fill`](Self::fill); `ahead` is how many bytes after `out` the caller writes
+    /// next, which the generator may prefetch for writing (see [`PREFETCH_AHEAD`]); zero
+    /// turns prefetching off.
+    #[inline]
+    pub fn fill_ahead(&mut self, out: &mut [u8], ahead: usize) {
         let whole = out.len() / STEP_BYTES;
         let (head, tail) = out.split_at_mut(whole * STEP_BYTES);
-        self.fill_runs(
-            head,
-            &[Run {
-                at: 0,
-                steps: whole,
-            }],
-            &[],
-        );
+        let run = Run {
+            at: 0,
+            steps: whole,
+        };
+        self.fill_runs(head, &[run], &[], tail.len() + ahead);
         if !tail.is_empty() {
             let mut bytes = [0u8; STEP_BYTES];
-            self.fill_runs(&mut bytes, &[Run { at: 0, steps: 1 }], &[]);
+            self.fill_runs(&mut bytes, &[Run { at: 0, steps: 1 }], &[], 0);
             tail.copy_from_slice(&bytes[..tail.len()]);
         }
     }
@@ -125,18 +138,23 @@ impl Lanes {
     /// Writes the next steps' output into `out`, run after run: `run.steps` whole steps at
     /// `out[run.at..]`; then sets the bytes of each [`Splat`]. One call serves a whole
     /// chunk, so the state stays in registers and the stores are as wide as the CPU allows.
+    /// `ahead` is how many bytes after `out` the caller writes next (a prefetch hint; zero
+    /// turns prefetching off).
     ///
     /// Panics if a run or a splat reaches past the end of `out`.
     #[inline]
-    pub fn fill_runs(&mut self, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
+    pub fn fill_runs(&mut self, out: &mut [u8], runs: &[Run], splats: &[Splat], ahead: usize) {
         match isa() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
-            Isa::Avx512 => unsafe { runs_avx512(self, out, runs, splats) },
+            Isa::Avx512 => unsafe { runs_avx512(self, out, runs, splats, ahead) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: isa() reports Avx2 only when the CPU has AVX2.
             Isa::Avx2 => unsafe { runs_avx2(self, out, runs, splats) },
-            Isa::Portable => self.runs_inline(out, runs, splats),
+            Isa::Portable => {
+                let _ = ahead;
+                self.runs_inline(out, runs, splats)
+            }
         }
     }
 
@@ -186,18 +204,27 @@ pub struct SectorPlan {
 }
 
 impl Lanes {
-    /// Writes whole sectors into `out` (`plans.len() * 512` bytes), each 64-byte line
-    /// composed in a register and stored once, in address order. Returns false, writing
-    /// nothing, when this CPU has no such path; the caller then uses runs and splats.
+    /// Writes the whole sectors of `out` (`out.len() / 512` of them; `plan(j)` describes
+    /// sector `j`), each 64-byte line composed in a register and stored once, in address
+    /// order. The plans are computed as the sectors are written, not kept in memory: once
+    /// the buffer is larger than L2 every store counts, scalar ones included. `ahead` is how
+    /// many bytes after `out` the caller writes next (a prefetch hint; zero turns
+    /// prefetching off). Returns false, writing nothing, when this CPU has no such path; the
+    /// caller then uses runs and splats.
     #[inline]
-    pub fn compose_sectors(&mut self, out: &mut [u8], plans: &[SectorPlan]) -> bool {
+    pub fn compose_sectors(
+        &mut self,
+        out: &mut [u8],
+        plan: impl Fn(usize) -> SectorPlan,
+        ahead: usize,
+    ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if isa() == Isa::Avx512 {
             // SAFETY: isa() reports Avx512 only when the CPU has every feature it enables.
-            unsafe { compose_avx512(self, out, plans) };
+            unsafe { compose_avx512(self, out, plan, ahead) };
             return true;
         }
-        let _ = (out, plans);
+        let _ = (out, plan, ahead);
         false
     }
 }
@@ -276,10 +303,37 @@ fn isa() -> Isa {
     })
 }
 
+/// Explicit AVX-512 seeding, one lane per 64-bit element: the lane seeds and then each
+/// state word are one vector [`mix64`] each. Chunks are 4 KiB, so this runs every 4 KiB;
+/// left to the compiler, the lane seeds were scalar.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
 unsafe fn new_avx512(key: u64) -> Lanes {
-    Lanes::new_inline(key)
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    fn mix(z: __m512i) -> __m512i {
+        // SAFETY: only called from the AVX-512 function below, where its features are on.
+        unsafe {
+            let z = _mm512_xor_si512(z, _mm512_srli_epi64::<30>(z));
+            let z = _mm512_mullo_epi64(z, _mm512_set1_epi64(0xbf58_476d_1ce4_e5b9_u64 as i64));
+            let z = _mm512_xor_si512(z, _mm512_srli_epi64::<27>(z));
+            let z = _mm512_mullo_epi64(z, _mm512_set1_epi64(0x94d0_49bb_1331_11eb_u64 as i64));
+            _mm512_xor_si512(z, _mm512_srli_epi64::<31>(z))
+        }
+    }
+    let lane_keys: [u64; LANES] =
+        std::array::from_fn(|l| (l as u64 + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
+    // SAFETY: `lane_keys` is eight u64, exactly one 64-byte vector.
+    let lane_keys = unsafe { _mm512_loadu_si512(lane_keys.as_ptr() as *const __m512i) };
+    let seeds = mix(_mm512_xor_si512(_mm512_set1_epi64(key as i64), lane_keys));
+    let mut lanes = Lanes { s: [[0; LANES]; 4] };
+    for (w, words) in lanes.s.iter_mut().enumerate() {
+        let step = _mm512_set1_epi64(GOLDEN.wrapping_mul(w as u64 + 1) as i64);
+        let word = mix(_mm512_add_epi64(seeds, step));
+        // SAFETY: `words` is eight u64, exactly one 64-byte vector.
+        unsafe { _mm512_storeu_si512(words.as_mut_ptr() as *mut __m512i, word) };
+    }
+    lanes
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -292,11 +346,19 @@ unsafe fn new_avx2(key: u64) -> Lanes {
 /// the state comes from memory, so the hot loop is written with intrinsics.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
-unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &[Splat]) {
+unsafe fn runs_avx512(
+    lanes: &mut Lanes,
+    out: &mut [u8],
+    runs: &[Run],
+    splats: &[Splat],
+    ahead: usize,
+) {
     use std::arch::x86_64::*;
     let mut state = Avx512State::load(lanes);
+    let prefetch = Prefetch::new(out, ahead);
     for run in runs {
         for block in run_bytes(out, run) {
+            prefetch.line_after(block.as_ptr());
             let word = state.step();
             // SAFETY: `block` is exactly 64 writable bytes; the store is unaligned.
             unsafe { _mm512_storeu_si512(block.as_mut_ptr() as *mut __m512i, word) };
@@ -304,6 +366,36 @@ unsafe fn runs_avx512(lanes: &mut Lanes, out: &mut [u8], runs: &[Run], splats: &
     }
     state.store(lanes);
     apply_splats(out, splats);
+}
+
+/// Prefetches destination lines for writing, [`PREFETCH_AHEAD`] bytes past each store but
+/// never past the bytes the caller is about to write; off when there are none after `out`.
+#[cfg(target_arch = "x86_64")]
+struct Prefetch {
+    last: Option<*const u8>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Prefetch {
+    /// For stores into `out`, followed by `ahead` more bytes the caller writes next.
+    #[inline(always)]
+    fn new(out: &[u8], ahead: usize) -> Prefetch {
+        let last = out.as_ptr().wrapping_add(out.len() + ahead).wrapping_sub(1);
+        Prefetch {
+            last: (ahead > 0).then_some(last),
+        }
+    }
+
+    /// Asks for the line [`PREFETCH_AHEAD`] bytes after `at`, or the last one allowed.
+    #[inline(always)]
+    fn line_after(&self, at: *const u8) {
+        use std::arch::x86_64::*;
+        let Some(last) = self.last else { return };
+        let line = at.wrapping_add(PREFETCH_AHEAD).min(last);
+        // SAFETY: a prefetch is a hint that never faults and does not access memory as far
+        // as the program can observe; `line` is within or one step past the destination.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(line as *const i8) };
+    }
 }
 
 /// The eight lanes' state in four AVX-512 registers.
@@ -358,11 +450,18 @@ impl Avx512State {
 /// larger than L2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
-unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]) {
+unsafe fn compose_avx512(
+    lanes: &mut Lanes,
+    out: &mut [u8],
+    plan: impl Fn(usize) -> SectorPlan,
+    ahead: usize,
+) {
     use std::arch::x86_64::*;
     const LINES: usize = 512 / STEP_BYTES;
     let mut state = Avx512State::load(lanes);
-    for (plan, sector) in plans.iter().zip(out.chunks_exact_mut(512)) {
+    let prefetch = Prefetch::new(out, ahead);
+    for (j, sector) in out.chunks_exact_mut(512).enumerate() {
+        let plan = plan(j);
         let filler = _mm512_set1_epi8(plan.filler as i8);
         let steps = plan.random.div_ceil(STEP_BYTES);
         let (first, random) = if plan.random_first {
@@ -371,6 +470,7 @@ unsafe fn compose_avx512(lanes: &mut Lanes, out: &mut [u8], plans: &[SectorPlan]
             (LINES - steps, 512 - plan.random..512)
         };
         for (k, line) in sector.chunks_exact_mut(STEP_BYTES).enumerate() {
+            prefetch.line_after(line.as_ptr());
             let value = if (first..first + steps).contains(&k) {
                 let at = k * STEP_BYTES;
                 let keep = byte_mask(
@@ -483,6 +583,13 @@ mod tests {
     }
 
     #[test]
+    fn seeding_agrees_with_the_portable_code() {
+        for key in (0..1000u64).flat_map(|i| [i, !i, mix64(i)]) {
+            assert_eq!(Lanes::new(key).s, Lanes::new_inline(key).s, "key {key}");
+        }
+    }
+
+    #[test]
     fn runs_continue_one_stream() {
         let mut whole = vec![0u8; 640];
         fill(5, &mut whole);
@@ -504,7 +611,7 @@ mod tests {
                 byte: 9,
             },
         ];
-        Lanes::new(5).fill_runs(&mut gapped, &runs, &splats);
+        Lanes::new(5).fill_runs(&mut gapped, &runs, &splats, 0);
         assert_eq!(gapped[10..202], whole[..192]);
         assert_eq!(gapped[400..848], whole[192..]);
         assert!(gapped[..10]
@@ -548,13 +655,13 @@ mod tests {
             });
         }
         let mut want = vec![0u8; plans.len() * 512];
-        Lanes::new(11).fill_runs(&mut want, &runs, &splats);
+        Lanes::new(11).fill_runs(&mut want, &runs, &splats, 0);
         let mut got = vec![0u8; want.len()];
         let mut lanes = Lanes::new(11);
-        if lanes.compose_sectors(&mut got, &plans) {
+        if lanes.compose_sectors(&mut got, |j| plans[j], 0) {
             assert_eq!(got, want);
             let (mut a, mut b) = (lanes, Lanes::new(11));
-            b.fill_runs(&mut want, &runs, &splats);
+            b.fill_runs(&mut want, &runs, &splats, 0);
             assert_eq!(
                 a.step(),
                 b.step(),
