@@ -178,13 +178,17 @@ impl Generator {
         let lead = (PAR_PIECE - (offset % PAR_PIECE as u64) as usize) % PAR_PIECE;
         let (head, body) = buf.split_at_mut(lead);
         let body_offset = offset + lead as u64;
+        // One contiguous share of whole pieces per thread: one hand-off per thread per fill,
+        // not one per piece.
+        let threads = rayon::current_num_threads().max(1);
+        let share = body.len().div_ceil(PAR_PIECE).div_ceil(threads) * PAR_PIECE;
         rayon::join(
             || self.fill_range(offset, head, prefetch),
             || {
-                body.par_chunks_mut(PAR_PIECE)
+                body.par_chunks_mut(share.max(PAR_PIECE))
                     .enumerate()
-                    .for_each(|(i, piece)| {
-                        self.fill_range(body_offset + (i * PAR_PIECE) as u64, piece, prefetch)
+                    .for_each(|(i, part)| {
+                        self.fill_range(body_offset + (i * share) as u64, part, prefetch)
                     })
             },
         );
