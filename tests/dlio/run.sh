@@ -7,8 +7,9 @@
 # Needs root (FUSE mount) and PyPI; MPI comes from PyPI's mpich wheel. DLIO_VENV names the
 # venv (default .venv-dlio in the repository). dlio-benchmark's pinned dependencies include
 # NVIDIA DALI, which cannot be installed here and which no non-DALI loader imports, and
-# torch, whose PyPI wheel pulls CUDA; so we install DLIO with --no-deps plus its real imports, and run the
-# unet3d workload with the TensorFlow framework and loader (same npz reader as pytorch).
+# torch, whose PyPI wheel pulls CUDA; so we install DLIO with --no-deps plus its real
+# imports, and run the unet3d workload with the TensorFlow framework and loader (same npz
+# reader as pytorch).
 # pydftracer is needed although DLIO guards its import: the fallback it defines fails.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
