@@ -77,14 +77,14 @@ fn usage_error(err: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// A rayon pool of `threads` threads, or one per core.
+/// A pool of `threads` fill threads (one per allowed CPU when absent), each pinned to its
+/// own CPU so that a split fill's shares run side by side.
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
         anyhow::ensure!(n >= 1, "invalid threads '{n}': expected at least 1");
-        builder = builder.num_threads(n);
     }
-    builder.build().context("cannot start generator threads")
+    dgenfs::content::threads::spread_pool(threads.unwrap_or(0), |i| format!("fill-{i}"))
+        .context("cannot start generator threads")
 }
 
 /// Sends `tracing` output to stderr, filtered by MOUNTCTL_LOG, else RUST_LOG, else `default`.

@@ -1,4 +1,4 @@
-//! Where fills run: the calling thread, rayon's global pool, a sized pool shared by every
+//! Where fills run: the calling thread, a pool of pinned threads shared by every
 //! generator asking for the same `max_threads`, or a pool bound to one NUMA node.
 //!
 //! The bytes never depend on this choice; only the speed does.
@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dgenfs::cache::{Binder, NumaMode, TopologyError};
+use dgenfs::content::threads::{pin_current_thread, spread_pool};
 use dgenfs::Generator;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -16,9 +17,8 @@ use pyo3::prelude::*;
 pub enum Threads {
     /// Fill on the calling thread only (`max_threads=1`).
     Calling,
-    /// Fill on rayon's global pool, one thread per core (`max_threads=None` or 0).
-    Global,
-    /// Fill on a pool of a given size; short fills stay on the calling thread.
+    /// Fill on a pool of a given size (one thread per CPU for `max_threads=None` or 0);
+    /// short fills stay on the calling thread.
     Pool(Arc<rayon::ThreadPool>),
     /// Fill on a pool whose threads are bound to one NUMA node (`numa_node=N`). Every fill,
     /// however short, runs there, so that its stores come from the node's CPUs.
@@ -29,7 +29,7 @@ impl Threads {
     /// Picks the threads for `max_threads` as dgen-py reads it: None or 0 means every core.
     pub fn new(max_threads: Option<usize>) -> PyResult<Self> {
         match max_threads {
-            None | Some(0) => Ok(Threads::Global),
+            None | Some(0) => shared_pool(None, 0).map(Threads::Pool),
             Some(1) => Ok(Threads::Calling),
             Some(n) => shared_pool(None, n).map(Threads::Pool),
         }
@@ -70,7 +70,6 @@ impl Threads {
     pub fn fill(&self, generator: &Generator, offset: u64, out: &mut [u8]) -> PyResult<()> {
         crate::no_panic("generating data", || match self {
             Threads::Calling => generator.fill(offset, out),
-            Threads::Global => generator.fill_par(offset, out),
             Threads::Pool(pool) => generator.fill_in(pool, offset, out),
             Threads::Bound(pool) => pool.install(|| generator.fill_par(offset, out)),
         })
@@ -97,7 +96,7 @@ fn node_binder(node: usize) -> PyResult<Binder> {
     Ok(binder)
 }
 
-/// Returns the pool of `n` threads, bound to a node when `node` is given (its OS index and
+/// Returns the pool of `n` threads (one per allowed CPU when 0), each pinned to its own CPU, bound to a node when `node` is given (its OS index and
 /// binder), starting it on first use.
 fn shared_pool(node: Option<(usize, Binder)>, n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
     type Pools = HashMap<(Option<usize>, usize), Arc<rayon::ThreadPool>>;
@@ -111,17 +110,25 @@ fn shared_pool(node: Option<(usize, Binder)>, n: usize) -> PyResult<Arc<rayon::T
         return Ok(pool.clone());
     }
 
-    let mut builder = rayon::ThreadPoolBuilder::new().num_threads(n);
-    builder = match node {
-        None => builder.thread_name(|i| format!("dgen-py-{i}")),
-        // The binder's plan holds just this node, as shard 0.
-        Some((index, binder)) => builder
-            .thread_name(move |i| format!("dgen-py-n{index}-{i}"))
-            .start_handler(move |_| binder.bind_current_thread(0)),
-    };
-    let pool = builder
-        .build()
-        .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
+    let pool = match node {
+        None => spread_pool(n, |i| format!("dgen-py-{i}")),
+        // The binder's plan holds just this node, as shard 0; within it, thread `i` keeps
+        // to the node's `i`-th CPU so that a fill's shares run side by side.
+        Some((index, binder)) => {
+            let cpus = binder.plan().nodes()[0].cpus.clone();
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("dgen-py-n{index}-{i}"))
+                .start_handler(move |i| {
+                    binder.bind_current_thread(0);
+                    if cpus.len() > 1 {
+                        pin_current_thread(cpus[i % cpus.len()]);
+                    }
+                })
+                .build()
+        }
+    }
+    .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
     let pool = Arc::new(pool);
     pools.insert(key, pool.clone());
     Ok(pool)

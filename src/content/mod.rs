@@ -20,6 +20,7 @@
 pub mod dedup;
 pub mod lanes;
 pub mod layout;
+pub mod threads;
 
 use rayon::prelude::*;
 
