@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::cache::{Binder, BlockCache, CacheConfig, CacheError, CacheStats, NumaMode};
 use crate::content::Generator;
 use crate::fs::fuse::FuseAdapter;
+pub use crate::fs::uring::UringMode;
+use crate::fs::uring::{self, InitSignal, RingServer};
 use crate::fs::FsCore;
 use crate::spec::{ContentSpec, SpecError};
 use crate::tree::{Tree, TreeSpec};
@@ -55,6 +58,9 @@ pub struct MountOptions {
     pub cache: CacheConfig,
     /// How the cache spreads over NUMA nodes (default `auto`).
     pub numa: NumaMode,
+    /// Whether requests come through per-CPU io_uring queues (default `auto`: when the
+    /// kernel offers it).
+    pub uring: UringMode,
 }
 
 impl MountOptions {
@@ -73,6 +79,7 @@ impl MountOptions {
                 ..CacheConfig::default()
             },
             numa: NumaMode::Auto,
+            uring: UringMode::Auto,
         }
     }
 
@@ -109,6 +116,13 @@ pub enum MountError {
     /// The cache could not be set up.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// `--io-uring on` on a kernel that does not offer it.
+    #[error(
+        "invalid io-uring 'on': the kernel does not offer FUSE over io_uring (Linux 6.14 or \
+         later with `echo Y > {}`)",
+        crate::fs::uring::ENABLE_PARAM
+    )]
+    UringUnavailable,
     /// The threads option is 0.
     #[error("invalid threads '0': expected at least 1")]
     NoThreads,
@@ -144,6 +158,7 @@ pub struct MountStats {
 pub struct MountHandle {
     path: PathBuf,
     session: Option<BackgroundSession>,
+    ring: Option<RingServer>,
     core: Arc<FsCore>,
     stats: StatsReader,
     auto_unmount: bool,
@@ -170,21 +185,50 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
     // SAFETY: geteuid and getegid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let core = Arc::new(with_cache(FsCore::new(tree, generator, uid, gid), opts)?);
-    let adapter = FuseAdapter::new(Arc::clone(&core), opts.kernel_cache);
-    let session = fuser::spawn_mount(adapter, &path, &session_config(opts)).map_err(|source| {
-        MountError::Io {
-            action: "mount on",
-            path: path.clone(),
-            source,
+    let uring = match opts.uring {
+        UringMode::Off => false,
+        UringMode::Auto => uring::kernel_offers(),
+        UringMode::On if uring::kernel_offers() => true,
+        UringMode::On => return Err(MountError::UringUnavailable),
+    };
+    let init = Arc::new(InitSignal::default());
+    let adapter = FuseAdapter::new(Arc::clone(&core), opts.kernel_cache)
+        .with_uring(uring.then(|| Arc::clone(&init)));
+    let io_err = |action, source| MountError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    let session = fuser::Session::new(adapter, &path, &session_config(opts))
+        .map_err(|source| io_err("mount on", source))?;
+    let ring = match uring {
+        false => None,
+        true => {
+            let dev = session
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|source| io_err("serve io_uring queues of", source))?;
+            let server = RingServer::start(dev, Arc::clone(&core), !opts.kernel_cache, init)
+                .map_err(|source| io_err("serve io_uring queues of", source))?;
+            Some(server)
         }
-    })?;
-    tracing::info!(path = %path.display(), threads = opts.thread_count(), "mounted");
+    };
+    let session = session
+        .spawn()
+        .map_err(|source| io_err("start the session of", source))?;
+    tracing::info!(
+        path = %path.display(),
+        threads = opts.thread_count(),
+        io_uring = uring,
+        "mounted"
+    );
 
     let stats = StatsReader::new(Arc::clone(&core));
     let auto_unmount = opts.auto_unmount;
     Ok(MountHandle {
         path,
         session: Some(session),
+        ring,
         core,
         stats,
         auto_unmount,
@@ -365,6 +409,11 @@ impl MountHandle {
         self.stats.stats()
     }
 
+    /// Whether requests come through per-CPU io_uring queues.
+    pub fn io_uring(&self) -> bool {
+        self.ring.as_ref().is_some_and(RingServer::accepted)
+    }
+
     /// A reader of this mount's counters that other threads can keep.
     pub fn stats_reader(&self) -> StatsReader {
         self.stats.clone()
@@ -376,6 +425,15 @@ impl MountHandle {
     }
 
     fn shut_down(&mut self) -> Result<(), MountError> {
+        let result = self.end_session();
+        // The ring threads end when the kernel drops the connection, which unmounting did.
+        if let Some(ring) = self.ring.take() {
+            ring.join(Duration::from_secs(5));
+        }
+        result
+    }
+
+    fn end_session(&mut self) -> Result<(), MountError> {
         let Some(session) = self.session.take() else {
             return Ok(());
         };

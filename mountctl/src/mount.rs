@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dgenfs::cache::{CacheConfig, CacheStats, NumaMode};
-use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader};
+use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader, UringMode};
 use dgenfs::tree::{FileSizing, TreeSpec};
 
 use crate::args::{parse_size, ContentArgs};
@@ -72,6 +72,11 @@ pub struct MountArgs {
     /// NUMA placement: auto (a cache shard and pool per node), uma (one), or a node number
     #[arg(long, default_value = "auto")]
     pub numa: NumaMode,
+
+    /// Serve requests through per-CPU io_uring queues: auto (when the kernel offers it:
+    /// Linux 6.14+ with /sys/module/fuse/parameters/enable_uring on), on, or off
+    #[arg(long = "io-uring", default_value = "auto")]
+    pub io_uring: UringMode,
 
     /// Run as the detached daemon and report readiness on stdout
     #[arg(long, hide = true)]
@@ -144,6 +149,7 @@ fn options(args: &MountArgs) -> Result<MountOptions> {
             ..CacheConfig::default()
         },
         numa: args.numa,
+        uring: args.io_uring,
     })
 }
 
@@ -362,6 +368,7 @@ fn fixed_status(handle: &MountHandle, opts: &MountOptions) -> Status {
         ("kernel_cache", opts.kernel_cache.to_string()),
         ("cache_capacity", opts.cache.capacity.to_string()),
         ("numa", opts.numa.to_string()),
+        ("io_uring", handle.io_uring().to_string()),
     ];
     Status(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }

@@ -76,7 +76,7 @@ fn render(s: &Status) -> String {
     let bytes = |key: &str| human_bytes(s.num(key) as u64);
     format!(
         "{}  pid {}  up {}\n  spec: seed {}, compress {}, dedup {}, dedup unit {}; {} files of \
-         {}, {} total, {} per dir; {} threads{}\n  served: {} in {} reads ({} opens), \
+         {}, {} total, {} per dir; {} threads{}{}\n  served: {} in {} reads ({} opens), \
          {}/s recently",
         s.get("mountpoint"),
         s.get("pid"),
@@ -92,6 +92,11 @@ fn render(s: &Status) -> String {
         s.get("threads"),
         if s.get("kernel_cache") == "true" {
             ", kernel cache"
+        } else {
+            ""
+        },
+        if s.get("io_uring") == "true" {
+            ", io_uring queues"
         } else {
             ""
         },

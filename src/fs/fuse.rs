@@ -19,12 +19,13 @@ use fuser::{
 };
 use tracing::debug_span;
 
+use super::uring::{self, InitSignal};
 use super::{Attr, FsCore, FsError, Kind};
 use crate::cache::Served;
 use crate::tree::Ino;
 
 /// How long the kernel may cache attributes and entries: the tree never changes.
-const TTL: Duration = Duration::from_secs(3600);
+pub(crate) const TTL: Duration = Duration::from_secs(3600);
 
 /// Background requests (read-ahead, async direct I/O) the kernel may keep queued.
 const MAX_BACKGROUND: u16 = 64;
@@ -47,6 +48,8 @@ pub fn errno(err: FsError) -> Errno {
 pub struct FuseAdapter {
     core: Arc<FsCore>,
     open_flags: FopenFlags,
+    /// Set when the mount asks for io_uring queues: told INIT's outcome.
+    uring: Option<Arc<InitSignal>>,
 }
 
 impl FuseAdapter {
@@ -57,7 +60,17 @@ impl FuseAdapter {
         } else {
             FopenFlags::FOPEN_DIRECT_IO
         };
-        FuseAdapter { core, open_flags }
+        FuseAdapter {
+            core,
+            open_flags,
+            uring: None,
+        }
+    }
+
+    /// Asks the kernel for FUSE over io_uring at INIT and reports the answer to `signal`.
+    pub fn with_uring(mut self, signal: Option<Arc<InitSignal>>) -> FuseAdapter {
+        self.uring = signal;
+        self
     }
 }
 
@@ -164,6 +177,18 @@ impl Filesystem for FuseAdapter {
         }
         let _ = config.set_max_background(MAX_BACKGROUND);
         let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
+        if let Some(signal) = &self.uring {
+            // The kernel sizes every ring payload buffer by max_write, and nothing is
+            // written here: keep it at the largest read.
+            let _ = config.set_max_write(uring::PAYLOAD as u32);
+            let accepted = config
+                .add_capabilities(InitFlags::FUSE_OVER_IO_URING)
+                .is_ok();
+            if !accepted {
+                tracing::warn!("kernel refused FUSE over io_uring; serving through /dev/fuse");
+            }
+            signal.set(accepted);
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 
 mod counter;
 pub mod fuse;
+pub mod uring;
 
 use std::ffi::OsStr;
 use std::time::SystemTime;
@@ -410,7 +411,7 @@ mod tests {
     use crate::spec::ContentSpec;
     use crate::tree::{FileSizing, TreeSpec};
 
-    fn core(size: u64, file_size: u64, per_dir: u64) -> FsCore {
+    pub(super) fn core(size: u64, file_size: u64, per_dir: u64) -> FsCore {
         let sizing = FileSizing::FileSize(file_size);
         let tree = Tree::new(&TreeSpec {
             size,
