@@ -18,6 +18,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# FUSE over io_uring (Linux 6.14+) is off in the kernel by default; mounts use it once it
+# is on (per-CPU request queues: reads are answered on the reader's CPU).
+uring=/sys/module/fuse/parameters/enable_uring
+if [ -w "$uring" ] && [ "$(cat "$uring")" != Y ]; then
+    echo Y > "$uring"
+    echo "turned on FUSE over io_uring ($uring)"
+fi
+
 cargo build --release --locked -p mountctl
 install -m 0755 target/release/mountctl /usr/local/bin/mountctl
 echo "installed /usr/local/bin/mountctl"

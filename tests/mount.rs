@@ -12,13 +12,37 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::mount::{fuse_available, TestMount};
-use dgenfs::mount::{mount, MountOptions};
+use dgenfs::fs::uring;
+use dgenfs::mount::{mount, MountOptions, UringMode};
 use dgenfs::spec::ContentSpec;
 use dgenfs::tree::{FileIndex, FileSizing, Tree, TreeSpec};
 use dgenfs::Generator;
 
 fn mount_tree(content: ContentSpec, tree: TreeSpec) -> TestMount {
     TestMount::new(content, |opts| opts.tree = tree)
+}
+
+/// A mount that takes requests through `transport`, checked to be the one in use.
+fn mount_via(transport: UringMode, content: ContentSpec, tree: TreeSpec) -> TestMount {
+    let m = TestMount::new(content, |opts| {
+        opts.tree = tree;
+        opts.uring = transport;
+    });
+    assert_eq!(m.handle.io_uring(), transport == UringMode::On);
+    m
+}
+
+/// The request transports to test: `/dev/fuse` always, per-CPU io_uring queues when the
+/// kernel offers them (scripts/setup.sh turns them on).
+fn transports() -> Vec<UringMode> {
+    if uring::kernel_offers() {
+        return vec![UringMode::Off, UringMode::On];
+    }
+    eprintln!(
+        "io_uring half skipped: the kernel does not offer FUSE over io_uring ({})",
+        uring::ENABLE_PARAM
+    );
+    vec![UringMode::Off]
 }
 
 fn spec(seed: u64, compress: f64, dedup: f64) -> ContentSpec {
@@ -79,9 +103,10 @@ fn random_reads_from_many_threads_match_the_generator() {
     if !fuse_available() {
         return;
     }
-    for content in [spec(11, 1.0, 1.0), spec(12, 3.0, 2.0)] {
+    let cases = [spec(11, 1.0, 1.0), spec(12, 3.0, 2.0)];
+    for (content, transport) in cases.into_iter().zip(transports().into_iter().cycle()) {
         let tree = tree_spec(40 << 20, FileSizing::FileSize(3 << 20 | 12345), 4);
-        let m = mount_tree(content, tree);
+        let m = mount_via(transport, content, tree);
         let (files, generator) = (walk(m.path()), Generator::new(&content).unwrap());
         let tree = Tree::new(&tree).unwrap();
         assert_eq!(files.len() as u64, tree.files());
@@ -121,9 +146,21 @@ fn cp_r_copies_a_nested_tree_byte_for_byte() {
     if !fuse_available() {
         return;
     }
+    for transport in transports() {
+        cp_r_byte_for_byte(transport);
+    }
+}
+
+fn cp_r_byte_for_byte(transport: UringMode) {
     let content = spec(21, 2.0, 1.0);
     let tree = tree_spec(3 << 20, FileSizing::FileSize(100_000), 5);
-    let m = mount_tree(content, tree);
+    let m = mount_via(transport, content, tree);
+    let statfs = Command::new("stat")
+        .args(["-f", "-c", "%b %S"])
+        .arg(m.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&statfs.stdout).trim(), "3 1048576");
     let dest = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-r")
@@ -189,7 +226,14 @@ fn writes_get_erofs() {
     if !fuse_available() {
         return;
     }
-    let m = mount_tree(
+    for transport in transports() {
+        writes_get_erofs_via(transport);
+    }
+}
+
+fn writes_get_erofs_via(transport: UringMode) {
+    let m = mount_via(
+        transport,
         spec(41, 1.0, 1.0),
         tree_spec(1 << 20, FileSizing::Files(2), 1000),
     );
@@ -219,7 +263,14 @@ fn reads_stop_at_eof() {
     if !fuse_available() {
         return;
     }
-    let m = mount_tree(
+    for transport in transports() {
+        reads_stop_at_eof_via(transport);
+    }
+}
+
+fn reads_stop_at_eof_via(transport: UringMode) {
+    let m = mount_via(
+        transport,
         spec(51, 1.0, 1.0),
         tree_spec(10_000, FileSizing::FileSize(3_000), 1000),
     );
@@ -242,14 +293,17 @@ fn stats_count_reads() {
     if !fuse_available() {
         return;
     }
-    let m = mount_tree(
-        spec(61, 1.0, 1.0),
-        tree_spec(4 << 20, FileSizing::Files(1), 1000),
-    );
-    let bytes = fs::read(m.path().join("file_0")).unwrap();
-    let stats = m.handle.stats();
-    assert_eq!(stats.bytes_read, bytes.len() as u64);
-    assert!(stats.reads >= 4 && stats.opens >= 1, "{stats:?}");
+    for transport in transports() {
+        let m = mount_via(
+            transport,
+            spec(61, 1.0, 1.0),
+            tree_spec(4 << 20, FileSizing::Files(1), 1000),
+        );
+        let bytes = fs::read(m.path().join("file_0")).unwrap();
+        let stats = m.handle.stats();
+        assert_eq!(stats.bytes_read, bytes.len() as u64);
+        assert!(stats.reads >= 4 && stats.opens >= 1, "{stats:?}");
+    }
 }
 
 #[test]

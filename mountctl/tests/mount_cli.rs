@@ -196,6 +196,10 @@ fn errors_are_one_line() {
             "files-per-dir",
         ),
         (
+            vec!["mount", dir.path().to_str().unwrap(), "--io-uring", "yes"],
+            "invalid io-uring 'yes'",
+        ),
+        (
             vec!["umount", dir.path().to_str().unwrap()],
             "is not mounted",
         ),

@@ -289,7 +289,11 @@ impl Queue {
         core: Arc<FsCore>,
         direct_io: bool,
     ) -> std::io::Result<Queue> {
-        let ring = IoUring::builder().build(2 * DEPTH as u32)?;
+        // Only this thread submits and waits, so completion work can wait until it asks.
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(2 * DEPTH as u32)?;
         let headers = Mapping::new(4096)?;
         let payloads = Mapping::new(DEPTH * PAYLOAD)?;
         let iovecs = Box::new(std::array::from_fn(|e| {
