@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # FUSE read speed of a dgenfs mount next to the same-size files on tmpfs (/dev/shm), in one
-# run, plus time and RSS to mount 10 TiB / 10 million files. Prints a markdown table for
-# docs/BENCHMARKS.md. Needs root, /dev/fuse, fio and python3; uses about 2 x FILE of RAM.
+# run, plus time and RSS to mount 10 TiB / 10 million files. Two mounts take part: the
+# default (per-CPU io_uring queues when the kernel offers them, see scripts/setup.sh) and
+# one with --io-uring off (/dev/fuse). Prints a markdown table for docs/BENCHMARKS.md.
+# Needs root, /dev/fuse, fio and python3; uses about 2 x FILE of RAM.
 #
 #   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS] [FIO_ROUNDS]      (defaults: 4G, 10, 3)
 #
-# Each fio row alternates mount and tmpfs FIO_ROUNDS times and reports the medians, because
+# Each fio row alternates the mounts and tmpfs FIO_ROUNDS times and reports the medians, because
 # on a small shared machine one run of a few seconds can land in a bad scheduling phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +20,13 @@ cargo build --release -q -p mountctl
 
 work=$(mktemp -d /tmp/dgenfs-bench.XXXXXX)
 mnt=$work/mnt
+dev=$work/dev
 big=$work/big
 shm=/dev/shm/dgenfs-bench.$$
-mkdir -p "$mnt" "$big" "$shm"
+mkdir -p "$mnt" "$dev" "$big" "$shm"
 cleanup() {
     "$mountctl" umount "$mnt" >/dev/null 2>&1 || true
+    "$mountctl" umount "$dev" >/dev/null 2>&1 || true
     "$mountctl" umount "$big" >/dev/null 2>&1 || true
     rm -rf "$shm" "$work"
 }
@@ -32,6 +36,9 @@ trap cleanup EXIT
 bytes=$(stat -c %s "$mnt/file_0")
 "$mountctl" umount "$mnt" >/dev/null
 "$mountctl" mount "$mnt" --size $((2 * bytes)) --files 2 --seed 1 --compress 1 >/dev/null
+"$mountctl" mount "$dev" --size $((2 * bytes)) --files 2 --seed 1 --io-uring off >/dev/null
+transport="/dev/fuse (the kernel does not offer io_uring)"
+"$mountctl" status "$mnt" | grep -q "io_uring queues" && transport="io_uring"
 "$mountctl" generate --size "$bytes" --seed 1 -o "$shm/file_0" 2>/dev/null
 "$mountctl" generate --size "$bytes" --offset "$bytes" --seed 1 -o "$shm/file_1" 2>/dev/null
 
@@ -73,42 +80,49 @@ print("%.2f %.0f %.1f %.1f" % (r["bw_bytes"] / 1e9, r["iops"], p["50.000000"] / 
     p["90.000000"] / 1e3))'
 }
 
-# fio_rate on the mount and on tmpfs, alternating fio_rounds times: prints the medians
-# "mount_GBps mount_IOPS mount_p50 mount_p90 tmpfs_GBps tmpfs_IOPS tmpfs_p50 tmpfs_p90".
-fio_pair() {
+# fio_rate on the default mount, the /dev/fuse mount and tmpfs, taking turns fio_rounds
+# times: prints the medians "GBps IOPS p50 p90" of each, in that order (12 numbers).
+fio_three() {
     local spec=$1 runs=""
     shift
     for _ in $(seq "$fio_rounds"); do
-        runs+="$(fio_rate "$mnt/$spec" "$@") $(fio_rate "$shm/$spec" "$@")"$'\n'
+        runs+="$(fio_rate "$mnt/$spec" "$@") $(fio_rate "$dev/$spec" "$@")"
+        runs+=" $(fio_rate "$shm/$spec" "$@")"$'\n'
     done
     python3 -c 'import statistics,sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
 print(" ".join("%g" % statistics.median(c) for c in zip(*rows)))' <<<"$runs"
 }
 
-row() { # name, fuse value, tmpfs value
+row() { # name, default mount value, /dev/fuse mount value, tmpfs value
     python3 -c "
-f, t = float('$2'), float('$3')
+f, d, t = float('$2'), float('$3'), float('$4')
 show = lambda v: f'{v:.0f}' if v >= 1000 else f'{v:g}'
-print(f'| $1 | {show(f)} | {show(t)} | {f / t:.2f} |')"
+print(f'| $1 | {show(f)} | {show(d)} | {show(t)} | {f / t:.2f} | {d / t:.2f} |')"
 }
 
-echo "| workload (file of $(numfmt --to=iec "$bytes")) | dgenfs | tmpfs | ratio |"
-echo "|---|---|---|---|"
-row "dd bs=1M, 1 reader (GB/s)" "$(dd_rate "$mnt/file_0")" "$(dd_rate "$shm/file_0")"
+echo "dgenfs serves through $transport; the --io-uring off mount through /dev/fuse."
+echo
+echo "| workload (file of $(numfmt --to=iec "$bytes")) | dgenfs | dgenfs --io-uring off" \
+    "| tmpfs | dgenfs / tmpfs | off / tmpfs |"
+echo "|---|---|---|---|---|---|"
+row "dd bs=1M, 1 reader (GB/s)" "$(dd_rate "$mnt/file_0")" "$(dd_rate "$dev/file_0")" \
+    "$(dd_rate "$shm/file_0")"
 row "dd bs=1M, 2 readers (GB/s total)" "$(dd_rate "$mnt/file_0" "$mnt/file_1")" \
-    "$(dd_rate "$shm/file_0" "$shm/file_1")"
-row "cp to /dev/null (GB/s)" "$(cp_rate "$mnt/file_0")" "$(cp_rate "$shm/file_0")"
+    "$(dd_rate "$dev/file_0" "$dev/file_1")" "$(dd_rate "$shm/file_0" "$shm/file_1")"
+row "cp to /dev/null (GB/s)" "$(cp_rate "$mnt/file_0")" "$(cp_rate "$dev/file_0")" \
+    "$(cp_rate "$shm/file_0")"
 for spec in "4k psync 0 1" "1M psync 0 1" "4k libaio 1 16" "1M libaio 1 16"; do
     set -- $spec
-    read -r fb fi fp50 fp90 tb ti tp50 tp90 <<<"$(fio_pair file_0 "$@")"
+    read -r fb fi fp50 fp90 db di dp50 dp90 tb ti tp50 tp90 <<<"$(fio_three file_0 "$@")"
     label="fio randread $1 $2, 2 jobs"
     [ "$3" = 1 ] && label="fio randread $1 $2 direct qd$4, 2 jobs"
-    row "$label (GB/s)" "$fb" "$tb"
-    row "$label (IOPS)" "$fi" "$ti"
+    row "$label (GB/s)" "$fb" "$db" "$tb"
+    row "$label (IOPS)" "$fi" "$di" "$ti"
     if [ "$1 $2" = "4k psync" ]; then
         latency="fio randread 4k psync, 2 jobs, completion latency median (p90): dgenfs"
-        latency+=" $fp50 µs ($fp90 µs), tmpfs $tp50 µs ($tp90 µs)."
+        latency+=" $fp50 µs ($fp90 µs), --io-uring off $dp50 µs ($dp90 µs),"
+        latency+=" tmpfs $tp50 µs ($tp90 µs)."
     fi
 done
 pid=$("$mountctl" status "$mnt" | sed -n 's/.*pid \([0-9]*\).*/\1/p')
@@ -117,10 +131,14 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 
 # Page-cache mode: the first pass fills the cache, the measured pass reads from it.
 "$mountctl" umount "$mnt" >/dev/null
+"$mountctl" umount "$dev" >/dev/null
 "$mountctl" mount "$mnt" --size $((2 * bytes)) --files 2 --seed 1 --kernel-cache >/dev/null
-cat "$mnt/file_0" >/dev/null
-read -r fb fi fp50 fp90 tb ti tp50 tp90 <<<"$(fio_pair file_0 4k psync 0 1 --invalidate=0)"
-row "fio randread 4k psync, 2 jobs, --kernel-cache, cached (IOPS)" "$fi" "$ti"
+"$mountctl" mount "$dev" --size $((2 * bytes)) --files 2 --seed 1 --kernel-cache \
+    --io-uring off >/dev/null
+cat "$mnt/file_0" "$dev/file_0" >/dev/null
+read -r fb fi fp50 fp90 db di dp50 dp90 tb ti tp50 tp90 \
+    <<<"$(fio_three file_0 4k psync 0 1 --invalidate=0)"
+row "fio randread 4k psync, 2 jobs, --kernel-cache, cached (IOPS)" "$fi" "$di" "$ti"
 echo
 echo "$latency"
 echo

@@ -390,9 +390,24 @@ impl BlockCache {
         if cache == self.id {
             return node;
         }
-        let thread = self.next_thread.fetch_add(1, Ordering::Relaxed);
-        let node = self.plan().node_of_thread(thread);
+        // A thread kept to one CPU (an io_uring queue's thread) serves from that CPU's
+        // node and stays on its CPU; others are dealt nodes round-robin.
+        let cpus = crate::content::threads::allowed_cpus();
+        let pinned = match cpus[..] {
+            [cpu] => self.plan().node_of_cpu(cpu).map(|node| (node, cpu)),
+            _ => None,
+        };
+        let node = match pinned {
+            Some((node, _)) => node,
+            None => {
+                let thread = self.next_thread.fetch_add(1, Ordering::Relaxed);
+                self.plan().node_of_thread(thread)
+            }
+        };
         self.inner.binder.bind_current_thread(node);
+        if let Some((_, cpu)) = pinned {
+            crate::content::threads::pin_current_thread(cpu);
+        }
         THREAD_NODE.set((self.id, node));
         node
     }

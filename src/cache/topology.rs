@@ -142,6 +142,11 @@ impl Plan {
         thread % self.nodes.len()
     }
 
+    /// The shard whose node holds `cpu`, if any.
+    pub fn node_of_cpu(&self, cpu: usize) -> Option<usize> {
+        self.nodes.iter().position(|n| n.cpus.contains(&cpu))
+    }
+
     /// Generation threads in the pool of shard `node`: one per CPU of the node.
     pub fn pool_threads(&self, node: usize) -> usize {
         self.nodes[node].cpus.len()
@@ -335,6 +340,19 @@ mod tests {
             (0..8).for_each(|t| per_node[plan.node_of_thread(t)] += 1);
             assert!(per_node.iter().all(|&n| n == 8 / nodes), "{per_node:?}");
         }
+    }
+
+    #[test]
+    fn a_cpu_maps_to_the_shard_of_its_node() {
+        for nodes in [1, 2, 4] {
+            let plan = Plan::new(machine(nodes, 2), NumaMode::Auto).unwrap();
+            for cpu in 0..nodes * 2 {
+                assert_eq!(plan.node_of_cpu(cpu), Some(cpu / 2));
+            }
+            assert_eq!(plan.node_of_cpu(nodes * 2), None);
+        }
+        let one = Plan::new(machine(4, 2), NumaMode::Node(2)).unwrap();
+        assert_eq!((one.node_of_cpu(5), one.node_of_cpu(0)), (Some(0), None));
     }
 
     #[test]
