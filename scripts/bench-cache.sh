@@ -51,8 +51,14 @@ cache_line() { "$mountctl" status "$mnt" | grep '  cache:' | sed 's/^ *//'; }
 "$mountctl" generate --size "$bytes" --seed 1 -o "$shm/file_0" 2>/dev/null
 "$mountctl" generate --size "$bytes" --offset "$bytes" --seed 1 -o "$shm/file_1" 2>/dev/null
 
-echo "| readers | --cache 0 (the default) | --cache 256M | tmpfs |"
-echo "|---|---|---|---|"
+mount_tree --size $((2 * bytes)) --files 2 --cache 0
+transport="/dev/fuse (the kernel does not offer io_uring)"
+"$mountctl" status "$mnt" | grep -q "io_uring queues" && transport="io_uring queues"
+umount_tree
+echo "Default transport: $transport."
+echo
+echo "| readers | --cache 0 (the default) | --cache 256M | --cache 256M --io-uring off | tmpfs |"
+echo "|---|---|---|---|---|"
 for readers in 1 2; do
     files=(); for ((i = 0; i < readers; i++)); do files+=("$mnt/file_$i"); done
     shm_files=(); for ((i = 0; i < readers; i++)); do shm_files+=("$shm/file_$i"); done
@@ -60,8 +66,11 @@ for readers in 1 2; do
     off=$(dd_rate "${files[@]}"); umount_tree
     mount_tree --size $((2 * bytes)) --files 2 --cache 256M
     on=$(dd_rate "${files[@]}"); umount_tree
+    mount_tree --size $((2 * bytes)) --files 2 --cache 256M --io-uring off
+    dev=$(dd_rate "${files[@]}"); umount_tree
     tmpfs=$(dd_rate "${shm_files[@]}")
-    echo "| $readers x dd bs=1M, $file_size each | $off GB/s | $on GB/s | $tmpfs GB/s |"
+    echo "| $readers x dd bs=1M, $file_size each | $off GB/s | $on GB/s | $dev GB/s |" \
+        "$tmpfs GB/s |"
 done
 rm -rf "$shm"
 

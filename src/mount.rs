@@ -42,7 +42,8 @@ pub struct MountOptions {
     pub content: ContentSpec,
     /// How many files of which sizes, in how many directories.
     pub tree: TreeSpec,
-    /// FUSE session threads; `None` means one per core, at least 2.
+    /// Threads reading `/dev/fuse`; `None` means one per core, at least 2. With io_uring
+    /// queues (see [`uring`](Self::uring)) each CPU also has its queue thread.
     pub threads: Option<usize>,
     /// Serve reads through the page cache (`KEEP_CACHE`) instead of direct I/O (default off).
     pub kernel_cache: bool,

@@ -48,7 +48,8 @@ pub struct MountArgs {
     #[arg(long)]
     pub foreground: bool,
 
-    /// FUSE session threads (default: one per core, at least 2)
+    /// Threads reading /dev/fuse (default: one per core, at least 2); with io_uring queues
+    /// they take only what the kernel does not send through the queues (forgets, interrupts)
     #[arg(long)]
     pub threads: Option<usize>,
 
