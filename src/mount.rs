@@ -27,6 +27,9 @@ use crate::fs::FsCore;
 use crate::spec::{ContentSpec, SpecError};
 use crate::tree::{Tree, TreeSpec};
 
+mod watch;
+use watch::UnmountWatch;
+
 /// The source name of every dgenfs mount in `/proc/self/mountinfo`.
 pub const FS_NAME: &str = "dgenfs";
 
@@ -49,7 +52,8 @@ pub struct MountOptions {
     pub kernel_cache: bool,
     /// Let users other than the mounting one read the tree (default off).
     pub allow_other: bool,
-    /// Have `fusermount3` unmount when this process dies, even by SIGKILL (default off).
+    /// Unmount when this process dies, even by SIGKILL (default off): through `fusermount3`
+    /// and a watcher process that retries (see [`watch`]).
     pub auto_unmount: bool,
     /// Block cache and read-ahead; a capacity of 0 turns both off (default off).
     ///
@@ -163,6 +167,8 @@ pub struct MountHandle {
     core: Arc<FsCore>,
     stats: StatsReader,
     auto_unmount: bool,
+    /// With auto-unmount: unmounts a stale mount after this process died (see [`watch`]).
+    watch: Option<UnmountWatch>,
 }
 
 /// Reads the counters of a mount from any thread; cloning it is cheap.
@@ -224,6 +230,10 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
         "mounted"
     );
 
+    let watch = match opts.auto_unmount {
+        true => Some(UnmountWatch::start(&path).map_err(|source| io_err("watch", source))?),
+        false => None,
+    };
     let stats = StatsReader::new(Arc::clone(&core));
     let auto_unmount = opts.auto_unmount;
     Ok(MountHandle {
@@ -233,6 +243,7 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
         core,
         stats,
         auto_unmount,
+        watch,
     })
 }
 
@@ -430,6 +441,13 @@ impl MountHandle {
         // The ring threads end when the kernel drops the connection, which unmounting did.
         if let Some(ring) = self.ring.take() {
             ring.join(Duration::from_secs(5));
+        }
+        // A mount that failed to unmount stays watched: once this process exits, the
+        // watcher clears it.
+        if result.is_ok() {
+            if let Some(watch) = self.watch.as_mut() {
+                watch.disarm();
+            }
         }
         result
     }

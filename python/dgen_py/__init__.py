@@ -163,6 +163,7 @@ def mount(
     kernel_cache: bool = False,
     cache: Optional[SizeLike] = None,
     numa: Union[str, int] = "auto",
+    io_uring: str = "auto",
     dedup_unit: SizeLike = "4K",
     format: Optional[str] = None,
     layout: Optional[str] = None,
@@ -214,6 +215,7 @@ def mount(
             kernel_cache=kernel_cache,
             cache=cache,
             numa=numa,
+            io_uring=io_uring,
             dataset=dataset,
             auto_unmount=auto_unmount,
         )

@@ -201,7 +201,8 @@ class Mount:
     seed: int
     """The content seed; pass it back to ``mount`` to see the same bytes."""
     spec: Dict[str, Any]
-    """size, compress, dedup, dedup_unit, seed, cache, numa, layout, format, files, and
+    """size, compress, dedup, dedup_unit, seed, cache, numa, io_uring (whether requests
+    come through io_uring queues), layout, format, files, and
     file_size and files_per_dir (plain) or files_train, files_valid, samples_per_file,
     record_length, record_length_stdev and subfolders (dlio)."""
 
@@ -227,6 +228,7 @@ def mount(
     kernel_cache: bool = False,
     cache: Optional[SizeLike] = None,
     numa: Union[str, int] = "auto",
+    io_uring: str = "auto",
     dedup_unit: SizeLike = "4K",
     format: Optional[str] = None,
     layout: Optional[str] = None,
@@ -247,6 +249,9 @@ def mount(
     (``None`` or ``0``: off, the default, which measured faster on small machines).
     ``numa`` places the cache: ``"auto"`` (a shard and generation pool per NUMA node),
     ``"uma"`` (one for the whole machine) or a node number (everything on that node).
+    ``io_uring`` is ``"auto"`` (per-CPU io_uring request queues where the kernel offers
+    FUSE over io_uring), ``"on"`` (an OSError where it does not) or ``"off"``
+    (``/dev/fuse`` only).
 
     The DLIO keywords match ``mountctl mount``'s flags and make the tree a DLIO dataset:
     ``train/`` and ``valid/`` of ``img_<i>_of_<N>.<format>`` files, with ``size``,

@@ -34,6 +34,8 @@ pub struct PyMountHandle {
     tree: TreeSpec,
     cache: CacheConfig,
     numa: NumaMode,
+    /// Whether requests come through per-CPU io_uring queues.
+    io_uring: bool,
 }
 
 fn mount_error(err: MountError, mountpoint: &Path) -> PyErr {
@@ -52,6 +54,7 @@ fn mount_error(err: MountError, mountpoint: &Path) -> PyErr {
         MountError::FuseUnavailable(_) => os(libc::ENODEV, PathBuf::from("/dev/fuse")),
         MountError::Cache(e) => cache_error(e, message, mountpoint),
         MountError::Io { path, source, .. } => os(source.raw_os_error().unwrap_or(libc::EIO), path),
+        MountError::UringUnavailable => os(libc::EOPNOTSUPP, PathBuf::from("/dev/fuse")),
     }
 }
 
@@ -170,7 +173,7 @@ fn tree_spec(
 #[pyfunction]
 #[pyo3(signature = (
     mountpoint, size, *, compress, dedup, dedup_unit, seed, file_size, files, threads,
-    kernel_cache, cache, numa, dataset, auto_unmount,
+    kernel_cache, cache, numa, io_uring, dataset, auto_unmount,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn mount(
@@ -187,6 +190,7 @@ pub fn mount(
     kernel_cache: bool,
     cache: Option<&Bound<'_, PyAny>>,
     numa: &Bound<'_, PyAny>,
+    io_uring: &str,
     dataset: &Bound<'_, PyDict>,
     auto_unmount: bool,
 ) -> PyResult<PyMountHandle> {
@@ -218,6 +222,11 @@ pub fn mount(
         };
     }
     opts.numa = numa_mode(numa)?;
+    opts.uring = io_uring
+        .parse()
+        .map_err(|_| PyValueError::new_err(format!(
+            "invalid io_uring '{io_uring}': expected 'auto', 'on' or 'off'"
+        )))?;
 
     let handle = py
         .detach(|| crate::no_panic("mounting", || dgenfs::mount::mount(&opts)))?
@@ -230,6 +239,7 @@ pub fn mount(
         tree: opts.tree,
         cache: opts.cache,
         numa: opts.numa,
+        io_uring: handle.io_uring(),
         inner: Mutex::new(Some(handle)),
     })
 }
@@ -254,6 +264,7 @@ impl PyMountHandle {
         dict.set_item("seed", self.spec.seed)?;
         dict.set_item("cache", self.cache.capacity)?;
         dict.set_item("numa", self.numa.to_string())?;
+        dict.set_item("io_uring", self.io_uring)?;
         dict.set_item("files", self.files)?;
         match &self.tree.dlio {
             Some(dlio) => {

@@ -159,6 +159,27 @@ def test_cache_and_numa_options(fuse, cache, numa):
             assert f.read_bytes() == bytes(gen.get_chunk(2 * MiB)), f
 
 
+def kernel_offers_io_uring():
+    try:
+        return Path("/sys/module/fuse/parameters/enable_uring").read_text().strip() == "Y"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("io_uring", ["auto", "on", "off"])
+def test_io_uring_modes_serve_the_same_bytes(fuse, io_uring):
+    offered = kernel_offers_io_uring()
+    if io_uring == "on" and not offered:
+        with pytest.raises(OSError, match="io_uring"):
+            dgen_py.mount(size="4M", files=2, io_uring="on")
+        return
+    with dgen_py.mount(size="4M", files=2, seed=5, io_uring=io_uring) as m:
+        assert m.spec["io_uring"] == (offered and io_uring != "off")
+        gen = dgen_py.Generator(size=4 * MiB, seed=5)
+        for f in files_under(m.path):
+            assert f.read_bytes() == bytes(gen.get_chunk(2 * MiB)), f
+
+
 @pytest.mark.parametrize(
     "kwargs,field",
     [
@@ -177,6 +198,7 @@ def test_cache_and_numa_options(fuse, cache, numa):
         (dict(numa="both"), "numa"),
         (dict(numa=-1), "numa"),
         (dict(numa=4096), "numa"),
+        (dict(io_uring="yes"), "io_uring"),
     ],
 )
 def test_option_value_errors(fuse, tmp_path, kwargs, field):
