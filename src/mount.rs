@@ -21,8 +21,8 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::cache::{Binder, BlockCache, CacheConfig, CacheError, CacheStats, NumaMode};
 use crate::content::Generator;
 use crate::fs::fuse::FuseAdapter;
-pub use crate::fs::uring::UringMode;
 use crate::fs::uring::{self, InitSignal, RingServer};
+pub use crate::fs::uring::{UringMode, UringSched};
 use crate::fs::FsCore;
 use crate::spec::{ContentSpec, SpecError};
 use crate::tree::{Tree, TreeSpec};
@@ -66,6 +66,8 @@ pub struct MountOptions {
     /// Whether requests come through per-CPU io_uring queues (default `auto`: when the
     /// kernel offers it).
     pub uring: UringMode,
+    /// Scheduling class of the io_uring queue threads (default `idle`).
+    pub uring_sched: UringSched,
 }
 
 impl MountOptions {
@@ -85,6 +87,7 @@ impl MountOptions {
             },
             numa: NumaMode::Auto,
             uring: UringMode::Auto,
+            uring_sched: UringSched::Idle,
         }
     }
 
@@ -215,8 +218,14 @@ pub fn mount(opts: &MountOptions) -> Result<MountHandle, MountError> {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|source| io_err("serve io_uring queues of", source))?;
-            let server = RingServer::start(dev, Arc::clone(&core), !opts.kernel_cache, init)
-                .map_err(|source| io_err("serve io_uring queues of", source))?;
+            let server = RingServer::start(
+                dev,
+                Arc::clone(&core),
+                !opts.kernel_cache,
+                opts.uring_sched,
+                init,
+            )
+            .map_err(|source| io_err("serve io_uring queues of", source))?;
             Some(server)
         }
     };

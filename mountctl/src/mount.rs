@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dgenfs::cache::{CacheConfig, CacheStats, NumaMode};
-use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader, UringMode};
+use dgenfs::mount::{mount, MountHandle, MountOptions, StatsReader, UringMode, UringSched};
 use dgenfs::tree::{FileSizing, TreeSpec};
 
 use crate::args::{parse_size, ContentArgs};
@@ -78,6 +78,11 @@ pub struct MountArgs {
     /// Linux 6.14+ with /sys/module/fuse/parameters/enable_uring on), on, or off
     #[arg(long = "io-uring", default_value = "auto")]
     pub io_uring: UringMode,
+
+    /// Scheduling class of the io_uring queue threads: idle (a reader's CPU counts as idle
+    /// while its queue thread answers, so the reader is woken where it ran) or normal
+    #[arg(long = "uring-sched", default_value = "idle")]
+    pub uring_sched: UringSched,
 
     /// Run as the detached daemon and report readiness on stdout
     #[arg(long, hide = true)]
@@ -151,6 +156,7 @@ fn options(args: &MountArgs) -> Result<MountOptions> {
         },
         numa: args.numa,
         uring: args.io_uring,
+        uring_sched: args.uring_sched,
     })
 }
 

@@ -99,6 +99,39 @@ impl std::fmt::Display for UringMode {
     }
 }
 
+/// The scheduling class of the io_uring queue threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UringSched {
+    /// `SCHED_IDLE`, so that the reader stays on its CPU (see [`set_idle_policy`]).
+    #[default]
+    Idle,
+    /// The default class, for machines where CPU-bound work shares the readers' CPUs.
+    Normal,
+}
+
+impl std::str::FromStr for UringSched {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<UringSched, String> {
+        match text {
+            "idle" => Ok(UringSched::Idle),
+            "normal" => Ok(UringSched::Normal),
+            other => Err(format!(
+                "invalid uring-sched '{other}': expected idle or normal"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for UringSched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UringSched::Idle => "idle",
+            UringSched::Normal => "normal",
+        })
+    }
+}
+
 /// Whether the running kernel would offer FUSE over io_uring to a new mount.
 pub fn kernel_offers() -> bool {
     std::fs::read_to_string(ENABLE_PARAM).is_ok_and(|v| matches!(v.trim(), "Y" | "1"))
@@ -138,11 +171,12 @@ pub struct RingServer {
 
 impl RingServer {
     /// Starts one thread per possible CPU serving `core` through `dev` (a `/dev/fuse` fd
-    /// of the mount), once `init` says the kernel agreed.
+    /// of the mount), once `init` says the kernel agreed, in the scheduling class `sched`.
     pub fn start(
         dev: OwnedFd,
         core: Arc<FsCore>,
         direct_io: bool,
+        sched: UringSched,
         init: Arc<InitSignal>,
     ) -> std::io::Result<RingServer> {
         let dev = Arc::new(dev);
@@ -160,6 +194,9 @@ impl RingServer {
                     }
                     if let Some(cpu) = cpu {
                         crate::content::threads::pin_current_thread(cpu);
+                    }
+                    if sched == UringSched::Idle {
+                        set_idle_policy();
                     }
                     let queue = Queue::new(qid as u16, &dev, core, direct_io);
                     match queue.and_then(Queue::serve) {
@@ -197,6 +234,25 @@ impl RingServer {
     }
 }
 
+/// Puts the calling thread in the `SCHED_IDLE` class.
+///
+/// A queue thread answers the reader that runs on its CPU and wakes it when the reply is
+/// in. At that moment the queue thread still runs, so the scheduler sees the reader's CPU
+/// busy and wakes the reader on an idle CPU instead, which on a VM costs an inter-processor
+/// interrupt and a halted vCPU's exit (tens of microseconds here, several times a 4 KiB
+/// read). A CPU that runs only `SCHED_IDLE` threads counts as idle for that choice, so the
+/// reader is woken where it was, preempts the queue thread, and both stay on one CPU.
+/// The cost: a CPU-bound process on the reader's CPU starves the queue thread (`--uring-sched
+/// normal` keeps the default class for such machines).
+fn set_idle_policy() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::debug!(%err, "queue thread keeps the default scheduling class");
+    }
+}
+
 /// Number of possible CPUs, as `/sys/devices/system/cpu/possible` lists them (the kernel
 /// makes one queue per possible CPU).
 fn possible_cpus() -> usize {
@@ -223,25 +279,40 @@ struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
+    /// `len` bytes (a multiple of 4 KiB) starting on a 2 MiB boundary, advised to be backed
+    /// by huge pages before anything touches them. The kernel pins a reply's source pages
+    /// one by one when it copies the reply out of the payload buffer; on 4 KiB pages that
+    /// walk took about as long as generating the reply (`docs/BENCHMARKS.md`, "FUSE").
     fn new(len: usize) -> std::io::Result<Mapping> {
+        const HUGE: usize = 2 << 20;
         // SAFETY: an anonymous private mapping with no address hint has no preconditions.
-        let ptr = unsafe {
+        let raw = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                len + HUGE,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
+        if raw == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Mapping {
-            ptr: ptr.cast(),
-            len,
-        })
+        let head = (raw as usize).next_multiple_of(HUGE) - raw as usize;
+        // SAFETY: both trimmed ranges lie inside the mapping just made and hold nothing;
+        // madvise only changes how the kernel backs the kept range, and a failure leaves
+        // ordinary pages.
+        let ptr = unsafe {
+            let ptr = raw.cast::<u8>().add(head);
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            libc::munmap(ptr.add(len).cast(), HUGE - head);
+            libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE);
+            ptr
+        };
+        Ok(Mapping { ptr, len })
     }
 
     /// `len` bytes at `offset`.
