@@ -254,4 +254,26 @@ proptest! {
         }
         prop_assert!(pieces == whole);
     }
+
+    #[test]
+    fn parallel_fills_of_large_buffers_give_the_same_bytes(
+        offset in 0u64..(1 << 40),
+        len in (4usize << 20)..(12 << 20),
+        threads in 2usize..5,
+        compress in 1.0f64..4.0,
+        dedup in 1.0f64..3.0,
+    ) {
+        // Long enough that fill_par and fill_in split the buffer over the pool's threads.
+        let g = generator(offset ^ 0xaa, compress, dedup, 4096);
+        let mut whole = vec![0u8; len];
+        g.fill(offset, &mut whole);
+
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut split = vec![0u8; len];
+        g.fill_in(&pool, offset, &mut split);
+        prop_assert!(split == whole, "fill_in on {} threads", threads);
+        split.fill(0);
+        pool.install(|| g.fill_par(offset, &mut split));
+        prop_assert!(split == whole, "fill_par on {} threads", threads);
+    }
 }

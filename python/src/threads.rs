@@ -71,7 +71,7 @@ impl Threads {
         crate::no_panic("generating data", || match self {
             Threads::Calling => generator.fill(offset, out),
             Threads::Pool(pool) => generator.fill_in(pool, offset, out),
-            Threads::Bound(pool) => pool.install(|| generator.fill_par(offset, out)),
+            Threads::Bound(pool) => generator.fill_in(pool, offset, out),
         })
     }
 }

@@ -22,6 +22,8 @@ pub mod lanes;
 pub mod layout;
 pub mod threads;
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 pub use dedup::{ContentId, DedupMap, UnitIndex};
@@ -195,13 +197,32 @@ impl Generator {
         );
     }
 
-    /// Fills `buf` like [`fill_par`](Self::fill_par) on `pool`; buffers shorter than
-    /// [`PAR_FROM`] are filled on the calling thread without waking the pool.
+    /// Fills `buf` like [`fill_par`](Self::fill_par) on `pool`, one contiguous share per
+    /// pool thread; buffers shorter than [`PAR_FROM`] are filled on the calling thread
+    /// without waking the pool.
+    ///
+    /// Every pool thread is handed its share at once (a broadcast), rather than one thread
+    /// taking the fill and the others stealing from it: on a VM a sleeping thread takes
+    /// tens of microseconds to wake, and a chain of wake-ups (caller, first thread, thief)
+    /// cost as much as a share of a 8 MiB fill.
     pub fn fill_in(&self, pool: &rayon::ThreadPool, offset: u64, buf: &mut [u8]) {
         if buf.len() < PAR_FROM {
             return self.fill(offset, buf);
         }
-        pool.install(|| self.fill_par(offset, buf))
+        let prefetch = buf.len() > PREFETCH_FROM;
+        let threads = pool.current_num_threads().max(1);
+        let share = buf.len().div_ceil(threads).next_multiple_of(self.chunk);
+        let shares: Vec<Mutex<Option<(u64, &mut [u8])>>> = buf
+            .chunks_mut(share)
+            .enumerate()
+            .map(|(i, part)| Mutex::new(Some((offset + (i * share) as u64, part))))
+            .collect();
+        pool.broadcast(|ctx| {
+            let taken = shares.get(ctx.index()).and_then(|s| s.lock().ok()?.take());
+            if let Some((at, part)) = taken {
+                self.fill_range(at, part, prefetch);
+            }
+        });
     }
 
     /// Fills `out` with bytes `[from, from + out.len())` of the unit holding content `id`.
