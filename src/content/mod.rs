@@ -50,6 +50,9 @@ pub const PAR_FROM: usize = 4 * PAR_PIECE;
 /// the project's Xeon), where the prefetches cost about 8% and gain nothing.
 pub const PREFETCH_FROM: usize = 2 << 20;
 
+/// One pool thread's part of a parallel fill: its stream offset and bytes, taken once.
+type Share<'a> = Mutex<Option<(u64, &'a mut [u8])>>;
+
 /// A validated spec with everything precomputed for filling buffers.
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -212,7 +215,7 @@ impl Generator {
         let prefetch = buf.len() > PREFETCH_FROM;
         let threads = pool.current_num_threads().max(1);
         let share = buf.len().div_ceil(threads).next_multiple_of(self.chunk);
-        let shares: Vec<Mutex<Option<(u64, &mut [u8])>>> = buf
+        let shares: Vec<Share<'_>> = buf
             .chunks_mut(share)
             .enumerate()
             .map(|(i, part)| Mutex::new(Some((offset + (i * share) as u64, part))))
