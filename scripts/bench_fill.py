@@ -6,14 +6,15 @@ MOUNTCTL is the release `mountctl` binary; DGENPY_PYTHON a Python with dgen-py==
 installed. For every buffer size, ratio and thread count the two take turns `rounds` times,
 one round of 256 MiB each per turn (after a warm-up fill), so a burst of load from other
 work on the machine hits both alike; the table gives the medians in GB/s (10^9 bytes/s)
-and their ratios.
+and their ratios. memcpy and memset of the same buffer run with the row's thread count,
+split as the fill is (buffers under 4 MiB stay on one thread).
 """
 
 import statistics
 import subprocess
 import sys
 
-SIZES = {"1 MiB": 1 << 20, "32 MiB": 32 << 20}
+SIZES = {"1 MiB": 1 << 20, "8 MiB": 8 << 20, "32 MiB": 32 << 20}
 RATIOS = [1, 2]
 THREADS = [1, 2]
 
@@ -45,9 +46,9 @@ def ours(mountctl, size, c, threads, rounds):
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 3 and cells[2].replace(".", "", 1).isdigit():
-            rows[cells[0]] = float(cells[2])
-    fill = next(v for k, v in rows.items() if k.startswith("fill"))
-    return fill, rows["memcpy"], rows["memset"]
+            rows[cells[0], int(cells[1])] = float(cells[2])
+    fill = next(v for (what, _), v in rows.items() if what.startswith("fill"))
+    return fill, rows["memcpy", threads], rows["memset", threads]
 
 
 def dgenpy(python, size, c, threads, rounds):

@@ -15,12 +15,32 @@ pub const LANES: usize = 8;
 pub const STEP_BYTES: usize = LANES * 8;
 
 /// How far ahead of each 64-byte store the AVX-512 paths ask for the destination line, in
-/// bytes. A buffer larger than L2 lives in L3, where every store first reads its line for
-/// ownership; prefetching the line for writing this far ahead overlaps those reads with
-/// generation (a 32 MiB fill on the project's Xeon: 23 GB/s without, 28 with). In L2 the
-/// prefetches only cost issue slots (about 8%), so callers turn them off for buffers that
-/// fit there, by passing an `ahead` of zero.
+/// bytes, on CPUs where that helps (see [`prefetch_ahead`]). A buffer larger than L2 lives in
+/// L3, where every store first reads its line for ownership; on Intel, prefetching the line
+/// for writing this far ahead overlaps those reads with generation (a 32 MiB fill on the
+/// project's Xeon VM: 23 GB/s without, 28 with). In L2 the prefetches only cost issue slots
+/// (about 8%), so callers turn them off for buffers that fit there, by passing an `ahead` of
+/// zero.
 pub const PREFETCH_AHEAD: usize = 1024;
+
+/// The prefetch distance this CPU gets: [`PREFETCH_AHEAD`] on Intel, none elsewhere. On the
+/// project's AMD EPYC (Zen 4) VM the same prefetches slowed a one-thread 32 MiB fill from
+/// 23-26 GB/s to 20-22 (compress 2: 25-26 to 21), in runs alternating the two; Zen 4's own
+/// store prefetching already covers the reads for ownership.
+pub fn prefetch_ahead() -> usize {
+    static AHEAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *AHEAD.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let id = std::arch::x86_64::__cpuid(0);
+            let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat();
+            if vendor == b"GenuineIntel" {
+                return PREFETCH_AHEAD;
+            }
+        }
+        0
+    })
+}
 
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -368,11 +388,13 @@ unsafe fn runs_avx512(
     apply_splats(out, splats);
 }
 
-/// Prefetches destination lines for writing, [`PREFETCH_AHEAD`] bytes past each store but
-/// never past the bytes the caller is about to write; off when there are none after `out`.
+/// Prefetches destination lines for writing, [`prefetch_ahead`] bytes past each store but
+/// never past the bytes the caller is about to write; off when there are none after `out`
+/// or the CPU gets no prefetches.
 #[cfg(target_arch = "x86_64")]
 struct Prefetch {
     last: Option<*const u8>,
+    distance: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -380,18 +402,20 @@ impl Prefetch {
     /// For stores into `out`, followed by `ahead` more bytes the caller writes next.
     #[inline(always)]
     fn new(out: &[u8], ahead: usize) -> Prefetch {
+        let distance = prefetch_ahead();
         let last = out.as_ptr().wrapping_add(out.len() + ahead).wrapping_sub(1);
         Prefetch {
-            last: (ahead > 0).then_some(last),
+            last: (ahead > 0 && distance > 0).then_some(last),
+            distance,
         }
     }
 
-    /// Asks for the line [`PREFETCH_AHEAD`] bytes after `at`, or the last one allowed.
+    /// Asks for the line `distance` bytes after `at`, or the last one allowed.
     #[inline(always)]
     fn line_after(&self, at: *const u8) {
         use std::arch::x86_64::*;
         let Some(last) = self.last else { return };
-        let line = at.wrapping_add(PREFETCH_AHEAD).min(last);
+        let line = at.wrapping_add(self.distance).min(last);
         // SAFETY: a prefetch is a hint that never faults and does not access memory as far
         // as the program can observe; `line` is within or one step past the destination.
         unsafe { _mm_prefetch::<_MM_HINT_ET0>(line as *const i8) };

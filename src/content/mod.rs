@@ -45,9 +45,9 @@ pub const PAR_PIECE: usize = 1 << 20;
 /// calling thread, because waking a pool thread costs about as much as filling 1 MiB.
 pub const PAR_FROM: usize = 4 * PAR_PIECE;
 
-/// Fills longer than this prefetch destination lines for writing (see
-/// [`lanes::PREFETCH_AHEAD`]). Shorter buffers are likely in L2 already (2 MiB per core on
-/// the project's Xeon), where the prefetches cost about 8% and gain nothing.
+/// Fills longer than this prefetch destination lines for writing, on CPUs where that helps
+/// (see [`lanes::prefetch_ahead`]). Shorter buffers are likely in L2 already (2 MiB per core
+/// on the project's Xeon and EPYC VMs), where the prefetches cost about 8% and gain nothing.
 pub const PREFETCH_FROM: usize = 2 << 20;
 
 /// One pool thread's part of a parallel fill: its stream offset and bytes, taken once.
