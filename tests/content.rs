@@ -263,7 +263,7 @@ proptest! {
         compress in 1.0f64..4.0,
         dedup in 1.0f64..3.0,
     ) {
-        // Long enough that fill_par and fill_in split the buffer over the pool's threads.
+        // Long enough that fill_par, fill_in and fill_team split the buffer over threads.
         let g = generator(offset ^ 0xaa, compress, dedup, 4096);
         let mut whole = vec![0u8; len];
         g.fill(offset, &mut whole);
@@ -275,5 +275,9 @@ proptest! {
         split.fill(0);
         pool.install(|| g.fill_par(offset, &mut split));
         prop_assert!(split == whole, "fill_par on {} threads", threads);
+        split.fill(0);
+        let team = dgenfs::content::team::FillTeam::new(threads, "test").unwrap();
+        g.fill_team(&team, offset, &mut split);
+        prop_assert!(split == whole, "fill_team on {} threads", threads);
     }
 }

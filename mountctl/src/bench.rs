@@ -1,12 +1,13 @@
 //! `mountctl bench`: fill speed next to memcpy and memset, measured in the same run.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
+use dgenfs::content::team::FillTeam;
 use dgenfs::content::PAR_FROM;
 use dgenfs::{ContentSpec, Generator};
-use rayon::prelude::*;
 
 use crate::args::parse_size;
 
@@ -44,31 +45,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     println!("| what | threads | GB/s (median of {}) |", args.rounds);
     println!("|---|---|---|");
-    // memcpy and memset at every thread count, split as `fill_in` splits a fill (not below
-    // PAR_FROM): with more than one thread they give the ceiling the memory system sets.
+    // memcpy and memset at every thread count, split as `fill_team` splits a fill (not
+    // below PAR_FROM): with more than one thread they give the ceiling the memory system
+    // sets.
     let mut byte = 0u8;
     for &n in &threads {
-        let pool = crate::thread_pool(Some(n))?;
-        let share = if len < PAR_FROM { len } else { len.div_ceil(n) }.max(1);
+        let team = crate::fill_team(Some(n))?;
+        let parts = if len < PAR_FROM { 1 } else { n };
         let memcpy = median_gbps(args.rounds, len, || {
-            if share == len {
-                buf.copy_from_slice(&src);
-            } else {
-                pool.install(|| {
-                    buf.par_chunks_mut(share)
-                        .zip(src.par_chunks(share))
-                        .for_each(|(to, from)| to.copy_from_slice(from))
-                });
-            }
+            split(&team, parts, &mut buf, |i, to| {
+                let from = i * len.div_ceil(parts);
+                to.copy_from_slice(&src[from..from + to.len()])
+            })
         });
         println!("| memcpy | {n} | {memcpy:.2} |");
         let memset = median_gbps(args.rounds, len, || {
             byte = byte.wrapping_add(1);
-            if share == len {
-                buf.fill(byte);
-            } else {
-                pool.install(|| buf.par_chunks_mut(share).for_each(|to| to.fill(byte)));
-            }
+            split(&team, parts, &mut buf, |_, to| to.fill(byte))
         });
         println!("| memset | {n} | {memset:.2} |");
     }
@@ -80,15 +73,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         };
         let generator = Generator::new(&spec)?;
         for &n in &threads {
-            let pool = crate::thread_pool(Some(n))?;
+            // The calling thread and n - 1 helpers, as an in-process caller fills (one
+            // thread: the calling thread alone).
+            let team = crate::fill_team(Some(n))?;
             let mut offset = 0u64;
             let gbps = median_gbps(args.rounds, len, || {
-                // One thread fills on the calling thread, as an in-process caller would.
-                if n == 1 {
-                    generator.fill(offset, &mut buf);
-                } else {
-                    generator.fill_in(&pool, offset, &mut buf);
-                }
+                generator.fill_team(&team, offset, &mut buf);
                 offset += len as u64;
             });
             println!("| fill compress={c} | {n} | {gbps:.2} |");
@@ -96,6 +86,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     std::hint::black_box(&buf);
     Ok(())
+}
+
+/// Runs `work(i, part)` for each of `parts` contiguous parts of `buf`, part `i` on thread
+/// `i` of `team` (all on the calling thread when `parts` is 1).
+fn split(team: &FillTeam, parts: usize, buf: &mut [u8], work: impl Fn(usize, &mut [u8]) + Sync) {
+    if parts <= 1 {
+        return work(0, buf);
+    }
+    let size = buf.len().div_ceil(parts);
+    let chunks: Vec<Mutex<Option<&mut [u8]>>> =
+        buf.chunks_mut(size).map(|c| Mutex::new(Some(c))).collect();
+    team.run(&|i| {
+        if let Some(part) = chunks.get(i).and_then(|c| c.lock().ok()?.take()) {
+            work(i, part);
+        }
+    });
 }
 
 /// Bytes processed per timed round at least, so small buffers are timed over many calls.

@@ -87,6 +87,15 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
         .context("cannot start generator threads")
 }
 
+/// A fill team of `threads` threads, the caller included (one per allowed CPU when absent).
+fn fill_team(threads: Option<usize>) -> Result<dgenfs::content::team::FillTeam> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n >= 1, "invalid threads '{n}': expected at least 1");
+    }
+    dgenfs::content::team::FillTeam::new(threads.unwrap_or(0), "fill")
+        .context("cannot start generator threads")
+}
+
 /// Sends `tracing` output to stderr, filtered by MOUNTCTL_LOG, else RUST_LOG, else `default`.
 fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;

@@ -1,5 +1,6 @@
-//! Where fills run: the calling thread, a pool of pinned threads shared by every
-//! generator asking for the same `max_threads`, or a pool bound to one NUMA node.
+//! Where fills run: the calling thread, a fill team (the calling thread plus pinned helpers)
+//! shared by every generator asking for the same `max_threads`, or a pool bound to one NUMA
+//! node.
 //!
 //! The bytes never depend on this choice; only the speed does.
 
@@ -7,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dgenfs::cache::{Binder, NumaMode, TopologyError};
-use dgenfs::content::threads::{pin_current_thread, spread_pool};
+use dgenfs::content::team::FillTeam;
+use dgenfs::content::threads::pin_current_thread;
 use dgenfs::Generator;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -17,9 +19,10 @@ use pyo3::prelude::*;
 pub enum Threads {
     /// Fill on the calling thread only (`max_threads=1`).
     Calling,
-    /// Fill on a pool of a given size (one thread per CPU for `max_threads=None` or 0);
-    /// short fills stay on the calling thread.
-    Pool(Arc<rayon::ThreadPool>),
+    /// Fill on the calling thread and the helpers of a team of a given size (one thread per
+    /// CPU for `max_threads=None` or 0); short fills stay on the calling thread, and so does
+    /// a fill while another Python thread's fill holds the team.
+    Team(Arc<FillTeam>),
     /// Fill on a pool whose threads are bound to one NUMA node (`numa_node=N`). Every fill,
     /// however short, runs there, so that its stores come from the node's CPUs.
     Bound(Arc<rayon::ThreadPool>),
@@ -29,9 +32,9 @@ impl Threads {
     /// Picks the threads for `max_threads` as dgen-py reads it: None or 0 means every core.
     pub fn new(max_threads: Option<usize>) -> PyResult<Self> {
         match max_threads {
-            None | Some(0) => shared_pool(None, 0).map(Threads::Pool),
+            None | Some(0) => shared_team(0).map(Threads::Team),
             Some(1) => Ok(Threads::Calling),
-            Some(n) => shared_pool(None, n).map(Threads::Pool),
+            Some(n) => shared_team(n).map(Threads::Team),
         }
     }
 
@@ -62,7 +65,7 @@ impl Threads {
             None | Some(0) => binder.plan().pool_threads(0),
             Some(n) => n,
         };
-        shared_pool(Some((node, binder)), n).map(Threads::Bound)
+        shared_pool(node, binder, n).map(Threads::Bound)
     }
 
     /// Fills `out` with the stream of `generator` from `offset` on, turning a panic into a
@@ -70,7 +73,7 @@ impl Threads {
     pub fn fill(&self, generator: &Generator, offset: u64, out: &mut [u8]) -> PyResult<()> {
         crate::no_panic("generating data", || match self {
             Threads::Calling => generator.fill(offset, out),
-            Threads::Pool(pool) => generator.fill_in(pool, offset, out),
+            Threads::Team(team) => generator.fill_team(team, offset, out),
             Threads::Bound(pool) => generator.fill_in(pool, offset, out),
         })
     }
@@ -96,40 +99,51 @@ fn node_binder(node: usize) -> PyResult<Binder> {
     Ok(binder)
 }
 
-/// Returns the pool of `n` threads (one per allowed CPU when 0), each pinned to its own CPU, bound to a node when `node` is given (its OS index and
-/// binder), starting it on first use.
-fn shared_pool(node: Option<(usize, Binder)>, n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
-    type Pools = HashMap<(Option<usize>, usize), Arc<rayon::ThreadPool>>;
-    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
+/// Returns the fill team of `n` threads (one per allowed CPU when 0), the caller included,
+/// starting it on first use.
+fn shared_team(n: usize) -> PyResult<Arc<FillTeam>> {
+    static TEAMS: OnceLock<Mutex<HashMap<usize, Arc<FillTeam>>>> = OnceLock::new();
+    let mut teams = TEAMS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(team) = teams.get(&n) {
+        return Ok(team.clone());
+    }
+    let team = FillTeam::new(n, "dgen-py")
+        .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
+    let team = Arc::new(team);
+    teams.insert(n, team.clone());
+    Ok(team)
+}
+
+/// Returns the pool of `n` threads bound to NUMA node `node` (its OS index) by `binder`, each
+/// pinned to its own CPU of the node, starting it on first use.
+fn shared_pool(node: usize, binder: Binder, n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<(usize, usize), Arc<rayon::ThreadPool>>>> =
+        OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let key = (node.as_ref().map(|(index, _)| *index), n);
-    if let Some(pool) = pools.get(&key) {
+    if let Some(pool) = pools.get(&(node, n)) {
         return Ok(pool.clone());
     }
-
-    let pool = match node {
-        None => spread_pool(n, |i| format!("dgen-py-{i}")),
-        // The binder's plan holds just this node, as shard 0; within it, thread `i` keeps
-        // to the node's `i`-th CPU so that a fill's shares run side by side.
-        Some((index, binder)) => {
-            let cpus = binder.plan().nodes()[0].cpus.clone();
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(move |i| format!("dgen-py-n{index}-{i}"))
-                .start_handler(move |i| {
-                    binder.bind_current_thread(0);
-                    if cpus.len() > 1 {
-                        pin_current_thread(cpus[i % cpus.len()]);
-                    }
-                })
-                .build()
-        }
-    }
-    .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
+    // The binder's plan holds just this node, as shard 0; within it, thread `i` keeps to the
+    // node's `i`-th CPU so that a fill's shares run side by side.
+    let cpus = binder.plan().nodes()[0].cpus.clone();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(move |i| format!("dgen-py-n{node}-{i}"))
+        .start_handler(move |i| {
+            binder.bind_current_thread(0);
+            if cpus.len() > 1 {
+                pin_current_thread(cpus[i % cpus.len()]);
+            }
+        })
+        .build()
+        .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
     let pool = Arc::new(pool);
-    pools.insert(key, pool.clone());
+    pools.insert((node, n), pool.clone());
     Ok(pool)
 }

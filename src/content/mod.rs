@@ -20,6 +20,7 @@
 pub mod dedup;
 pub mod lanes;
 pub mod layout;
+pub mod team;
 pub mod threads;
 
 use std::sync::Mutex;
@@ -212,20 +213,44 @@ impl Generator {
         if buf.len() < PAR_FROM {
             return self.fill(offset, buf);
         }
+        let fill_share = self.shares(offset, buf, pool.current_num_threads());
+        pool.broadcast(|ctx| fill_share(ctx.index()));
+    }
+
+    /// Fills `buf` like [`fill_in`](Self::fill_in) on a [`team::FillTeam`]: the calling
+    /// thread fills the first share and the team's helpers the others. Buffers shorter than
+    /// [`PAR_FROM`] are filled on the calling thread alone.
+    pub fn fill_team(&self, team: &team::FillTeam, offset: u64, buf: &mut [u8]) {
+        if buf.len() < PAR_FROM || team.threads() == 1 {
+            return self.fill(offset, buf);
+        }
+        team.run(&self.shares(offset, buf, team.threads()));
+    }
+
+    /// Cuts `buf` into `threads` contiguous shares of whole chunks and returns the function
+    /// that fills share `i`; each share is filled at most once, whoever asks.
+    fn shares<'a>(
+        &'a self,
+        offset: u64,
+        buf: &'a mut [u8],
+        threads: usize,
+    ) -> impl Fn(usize) + Sync + 'a {
         let prefetch = buf.len() > PREFETCH_FROM;
-        let threads = pool.current_num_threads().max(1);
-        let share = buf.len().div_ceil(threads).next_multiple_of(self.chunk);
-        let shares: Vec<Share<'_>> = buf
+        let share = buf
+            .len()
+            .div_ceil(threads.max(1))
+            .next_multiple_of(self.chunk);
+        let shares: Vec<Share<'a>> = buf
             .chunks_mut(share)
             .enumerate()
             .map(|(i, part)| Mutex::new(Some((offset + (i * share) as u64, part))))
             .collect();
-        pool.broadcast(|ctx| {
-            let taken = shares.get(ctx.index()).and_then(|s| s.lock().ok()?.take());
+        move |i| {
+            let taken = shares.get(i).and_then(|s| s.lock().ok()?.take());
             if let Some((at, part)) = taken {
                 self.fill_range(at, part, prefetch);
             }
-        });
+        }
     }
 
     /// Fills `out` with bytes `[from, from + out.len())` of the unit holding content `id`.
