@@ -222,11 +222,11 @@ pub fn mount(
         };
     }
     opts.numa = numa_mode(numa)?;
-    opts.uring = io_uring
-        .parse()
-        .map_err(|_| PyValueError::new_err(format!(
+    opts.uring = io_uring.parse().map_err(|_| {
+        PyValueError::new_err(format!(
             "invalid io_uring '{io_uring}': expected 'auto', 'on' or 'off'"
-        )))?;
+        ))
+    })?;
 
     let handle = py
         .detach(|| crate::no_panic("mounting", || dgenfs::mount::mount(&opts)))?

@@ -120,8 +120,8 @@ fn shared_team(n: usize) -> PyResult<Arc<FillTeam>> {
 /// Returns the pool of `n` threads bound to NUMA node `node` (its OS index) by `binder`, each
 /// pinned to its own CPU of the node, starting it on first use.
 fn shared_pool(node: usize, binder: Binder, n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<(usize, usize), Arc<rayon::ThreadPool>>>> =
-        OnceLock::new();
+    type Pools = HashMap<(usize, usize), Arc<rayon::ThreadPool>>;
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Default::default)
         .lock()
