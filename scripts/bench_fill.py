@@ -4,7 +4,7 @@ Usage: python3 scripts/bench_fill.py MOUNTCTL DGENPY_PYTHON [rounds]
 
 MOUNTCTL is the release `mountctl` binary; DGENPY_PYTHON a Python with dgen-py==0.3.0
 installed. For every buffer size, ratio and thread count the two take turns `rounds` times,
-one round of 256 MiB each per turn (after a warm-up fill), so a burst of load from other
+three rounds of 256 MiB each per turn (after a warm-up fill), so a burst of load from other
 work on the machine hits both alike; the table gives the medians in GB/s (10^9 bytes/s)
 and their ratios. memcpy and memset of the same buffer run with the row's thread count,
 split as the fill is (buffers under 4 MiB stay on one thread).
@@ -17,6 +17,9 @@ import sys
 SIZES = {"1 MiB": 1 << 20, "8 MiB": 8 << 20, "32 MiB": 32 << 20}
 RATIOS = [1, 2]
 THREADS = [1, 2]
+# Rounds of 256 MiB per contender per turn (each turn reports the median of its rounds), so
+# that a turn is not one ~10 ms sample taken just after the process started.
+PER_TURN = 3
 
 # dgen-py's Generator allocates memory in proportion to `size` (about 8 GB for 2**50), so
 # the stream is 1 TiB: more than a run fills, and a few MiB of its tables.
@@ -68,8 +71,8 @@ def main():
             for threads in THREADS:
                 samples = []
                 for _ in range(rounds):
-                    theirs = dgenpy(python, size, c, threads, 1)
-                    samples.append((theirs, *ours(mountctl, size, c, threads, 1)))
+                    theirs = dgenpy(python, size, c, threads, PER_TURN)
+                    samples.append((theirs, *ours(mountctl, size, c, threads, PER_TURN)))
                 theirs, fill, memcpy, memset = (statistics.median(x) for x in zip(*samples))
                 print(f"| {name} | {c} | {threads} | {fill:.2f} | {theirs:.2f} | "
                       f"{fill / theirs:.2f}x | {memcpy:.2f} | {memset:.2f} | "
