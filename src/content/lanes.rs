@@ -487,26 +487,41 @@ unsafe fn compose_avx512(
     for (j, sector) in out.chunks_exact_mut(512).enumerate() {
         let plan = plan(j);
         let filler = _mm512_set1_epi8(plan.filler as i8);
+        // 1 to 8 steps; the random bytes fill every step but one at the edge of the random
+        // part, which is blended with the filler.
         let steps = plan.random.div_ceil(STEP_BYTES);
-        let (first, random) = if plan.random_first {
-            (0, 0..plan.random)
-        } else {
-            (LINES - steps, 512 - plan.random..512)
+        let base = sector.as_mut_ptr() as *mut __m512i;
+        let put = |k: usize, value: __m512i| {
+            // SAFETY: `k` < LINES, so line `k` is 64 writable bytes of `sector`; the store
+            // is unaligned.
+            unsafe {
+                let line = base.add(k);
+                prefetch.line_after(line as *const u8);
+                _mm512_storeu_si512(line, value)
+            }
         };
-        for (k, line) in sector.chunks_exact_mut(STEP_BYTES).enumerate() {
-            prefetch.line_after(line.as_ptr());
-            let value = if (first..first + steps).contains(&k) {
-                let at = k * STEP_BYTES;
-                let keep = byte_mask(
-                    random.start.saturating_sub(at),
-                    random.end.saturating_sub(at),
-                );
-                _mm512_mask_blend_epi8(keep, filler, state.step())
-            } else {
-                filler
-            };
-            // SAFETY: `line` is exactly 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(line.as_mut_ptr() as *mut __m512i, value) };
+        if plan.random_first {
+            // Lines 0..edge random, line `edge` keeps its first bytes, the rest filler.
+            let edge = steps - 1;
+            for k in 0..edge {
+                put(k, state.step());
+            }
+            let keep = byte_mask(0, plan.random - edge * STEP_BYTES);
+            put(edge, _mm512_mask_blend_epi8(keep, filler, state.step()));
+            for k in steps..LINES {
+                put(k, filler);
+            }
+        } else {
+            // Filler, then line `edge` keeps its last bytes, the lines after it random.
+            let edge = LINES - steps;
+            for k in 0..edge {
+                put(k, filler);
+            }
+            let keep = byte_mask(steps * STEP_BYTES - plan.random, STEP_BYTES);
+            put(edge, _mm512_mask_blend_epi8(keep, filler, state.step()));
+            for k in edge + 1..LINES {
+                put(k, state.step());
+            }
         }
     }
     state.store(lanes);
