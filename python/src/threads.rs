@@ -82,39 +82,45 @@ impl Threads {
 /// The binder for NUMA node `node` (its OS index), read from the machine once per node.
 fn node_binder(node: usize) -> PyResult<Binder> {
     static BINDERS: OnceLock<Mutex<HashMap<usize, Binder>>> = OnceLock::new();
-    let mut binders = BINDERS
+    cached(&BINDERS, node, || {
+        Binder::detect(NumaMode::Node(node)).map_err(|e| match e {
+            TopologyError::NoSuchNode { wanted, have } => PyValueError::new_err(format!(
+                "invalid numa_node '{wanted}': this machine has NUMA nodes {have:?}"
+            )),
+            other => {
+                PyOSError::new_err(format!("cannot place threads on NUMA node {node}: {other}"))
+            }
+        })
+    })
+}
+
+/// The value `map` holds for `key`, made by `make` (and kept) on first use.
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    map: &OnceLock<Mutex<HashMap<K, V>>>,
+    key: K,
+    make: impl FnOnce() -> PyResult<V>,
+) -> PyResult<V> {
+    let mut values = map
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(binder) = binders.get(&node) {
-        return Ok(binder.clone());
+    if let Some(value) = values.get(&key) {
+        return Ok(value.clone());
     }
-    let binder = Binder::detect(NumaMode::Node(node)).map_err(|e| match e {
-        TopologyError::NoSuchNode { wanted, have } => PyValueError::new_err(format!(
-            "invalid numa_node '{wanted}': this machine has NUMA nodes {have:?}"
-        )),
-        other => PyOSError::new_err(format!("cannot place threads on NUMA node {node}: {other}")),
-    })?;
-    binders.insert(node, binder.clone());
-    Ok(binder)
+    let value = make()?;
+    values.insert(key, value.clone());
+    Ok(value)
 }
 
 /// Returns the fill team of `n` threads (one per allowed CPU when 0), the caller included,
 /// starting it on first use.
 fn shared_team(n: usize) -> PyResult<Arc<FillTeam>> {
     static TEAMS: OnceLock<Mutex<HashMap<usize, Arc<FillTeam>>>> = OnceLock::new();
-    let mut teams = TEAMS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(team) = teams.get(&n) {
-        return Ok(team.clone());
-    }
-    let team = FillTeam::new(n, "dgen-py")
-        .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
-    let team = Arc::new(team);
-    teams.insert(n, team.clone());
-    Ok(team)
+    cached(&TEAMS, n, || {
+        FillTeam::new(n, "dgen-py")
+            .map(Arc::new)
+            .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))
+    })
 }
 
 /// Returns the pool of `n` threads bound to NUMA node `node` (its OS index) by `binder`, each
@@ -122,28 +128,21 @@ fn shared_team(n: usize) -> PyResult<Arc<FillTeam>> {
 fn shared_pool(node: usize, binder: Binder, n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
     type Pools = HashMap<(usize, usize), Arc<rayon::ThreadPool>>;
     static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(pool) = pools.get(&(node, n)) {
-        return Ok(pool.clone());
-    }
-    // The binder's plan holds just this node, as shard 0; within it, thread `i` keeps to the
-    // node's `i`-th CPU so that a fill's shares run side by side.
-    let cpus = binder.plan().nodes()[0].cpus.clone();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(move |i| format!("dgen-py-n{node}-{i}"))
-        .start_handler(move |i| {
-            binder.bind_current_thread(0);
-            if cpus.len() > 1 {
-                pin_current_thread(cpus[i % cpus.len()]);
-            }
-        })
-        .build()
-        .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))?;
-    let pool = Arc::new(pool);
-    pools.insert((node, n), pool.clone());
-    Ok(pool)
+    cached(&POOLS, (node, n), || {
+        // The binder's plan holds just this node, as shard 0; within it, thread `i` keeps
+        // to the node's `i`-th CPU so that a fill's shares run side by side.
+        let cpus = binder.plan().nodes()[0].cpus.clone();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(move |i| format!("dgen-py-n{node}-{i}"))
+            .start_handler(move |i| {
+                binder.bind_current_thread(0);
+                if cpus.len() > 1 {
+                    pin_current_thread(cpus[i % cpus.len()]);
+                }
+            })
+            .build()
+            .map(Arc::new)
+            .map_err(|e| PyOSError::new_err(format!("cannot start {n} generator threads: {e}")))
+    })
 }
