@@ -43,27 +43,36 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut src = vec![0u8; len];
     Generator::new(&ContentSpec::with_seed(1))?.fill_par(0, &mut src);
 
+    // The calling thread and n - 1 helpers for each thread count, as an in-process caller
+    // fills (one thread: the calling thread alone).
+    let teams = threads
+        .iter()
+        .map(|&n| crate::fill_team(Some(n)))
+        .collect::<Result<Vec<_>>>()?;
+
     println!("| what | threads | GB/s (median of {}) |", args.rounds);
     println!("|---|---|---|");
     // memcpy and memset at every thread count, split as `fill_team` splits a fill (not
     // below PAR_FROM): with more than one thread they give the ceiling the memory system
     // sets.
+    let parts = |k: usize| if len < PAR_FROM { 1 } else { threads[k] };
     let mut byte = 0u8;
-    for &n in &threads {
-        let team = crate::fill_team(Some(n))?;
-        let parts = if len < PAR_FROM { 1 } else { n };
-        let memcpy = median_gbps(args.rounds, len, || {
-            split(&team, parts, &mut buf, |i, to| {
-                let from = i * len.div_ceil(parts);
+    let rates = alternate(args.rounds, len, 2 * threads.len(), |i| {
+        let (k, copy) = (i / 2, i % 2 == 0);
+        let parts = parts(k);
+        if copy {
+            split(&teams[k], parts, &mut buf, |j, to| {
+                let from = j * len.div_ceil(parts);
                 to.copy_from_slice(&src[from..from + to.len()])
             })
-        });
-        println!("| memcpy | {n} | {memcpy:.2} |");
-        let memset = median_gbps(args.rounds, len, || {
+        } else {
             byte = byte.wrapping_add(1);
-            split(&team, parts, &mut buf, |_, to| to.fill(byte))
-        });
-        println!("| memset | {n} | {memset:.2} |");
+            split(&teams[k], parts, &mut buf, |_, to| to.fill(byte))
+        }
+    });
+    for (k, n) in threads.iter().enumerate() {
+        println!("| memcpy | {n} | {:.2} |", rates[2 * k]);
+        println!("| memset | {n} | {:.2} |", rates[2 * k + 1]);
     }
 
     for &c in &args.compress {
@@ -72,15 +81,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             ..ContentSpec::with_seed(1)
         };
         let generator = Generator::new(&spec)?;
-        for &n in &threads {
-            // The calling thread and n - 1 helpers, as an in-process caller fills (one
-            // thread: the calling thread alone).
-            let team = crate::fill_team(Some(n))?;
-            let mut offset = 0u64;
-            let gbps = median_gbps(args.rounds, len, || {
-                generator.fill_team(&team, offset, &mut buf);
-                offset += len as u64;
-            });
+        let mut offset = 0u64;
+        let rates = alternate(args.rounds, len, threads.len(), |k| {
+            generator.fill_team(&teams[k], offset, &mut buf);
+            offset += len as u64;
+        });
+        for (n, gbps) in threads.iter().zip(rates) {
             println!("| fill compress={c} | {n} | {gbps:.2} |");
         }
     }
@@ -107,20 +113,33 @@ fn split(team: &FillTeam, parts: usize, buf: &mut [u8], work: impl Fn(usize, &mu
 /// Bytes processed per timed round at least, so small buffers are timed over many calls.
 const ROUND_BYTES: usize = 256 << 20;
 
-/// Runs `work` once to warm up, then `rounds` rounds of enough calls to cover
-/// [`ROUND_BYTES`], and returns the median GB/s.
-fn median_gbps(rounds: usize, bytes: usize, mut work: impl FnMut()) -> f64 {
-    work();
+/// Measures `contenders` kinds of work, `work(k)` doing one call of kind `k` on `bytes`
+/// bytes: each is warmed up once, then `rounds` rounds take turns (one round of each kind,
+/// enough calls to cover [`ROUND_BYTES`], then the next round), so that a change in the
+/// machine's load lands on every kind alike. Returns each kind's median GB/s.
+fn alternate(
+    rounds: usize,
+    bytes: usize,
+    contenders: usize,
+    mut work: impl FnMut(usize),
+) -> Vec<f64> {
+    (0..contenders).for_each(&mut work);
     let calls = ROUND_BYTES.div_ceil(bytes.max(1));
-    let mut rates: Vec<f64> = (0..rounds.max(1))
-        .map(|_| {
+    let mut rates = vec![Vec::with_capacity(rounds); contenders];
+    for _ in 0..rounds.max(1) {
+        for (k, samples) in rates.iter_mut().enumerate() {
             let start = Instant::now();
             for _ in 0..calls {
-                work();
+                work(k);
             }
-            (calls * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
+            samples.push((calls * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut samples| {
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
         })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+        .collect()
 }
