@@ -69,7 +69,9 @@ class Generator:
         compress_ratio: target compress ratio, 1.0 (incompressible) to 64.
         numa_mode: "auto", "force" or "disabled". Without ``numa_node`` the three fill
             alike; "disabled" ignores ``numa_node`` (which must still exist).
-        max_threads: fill threads; None or 0 means one per core, 1 fills on the caller.
+        max_threads: fill threads, the caller included; None or 0 means one per core, 1
+            fills on the caller. Fills of 4 MiB and more are split between the caller and
+            helpers pinned one per other CPU.
         numa_node: run fills on threads bound to this NUMA node's CPUs and memory
             (``max_threads`` of them, or one per CPU of the node); a node the machine
             lacks is a ValueError.
