@@ -44,6 +44,8 @@ struct Shared {
     sleepers: AtomicUsize,
     /// Whether the caller is asleep (or about to be) on `done`.
     caller_sleeps: AtomicBool,
+    /// The CPU the caller was on when it posted the current job (`usize::MAX`: unknown).
+    caller_cpu: AtomicUsize,
     /// The first panic of a helper in the current job, re-raised on the caller.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     shutdown: AtomicBool,
@@ -52,7 +54,7 @@ struct Shared {
     done: Condvar,
 }
 
-/// The calling thread and `threads - 1` helpers pinned one per CPU.
+/// The calling thread and `threads - 1` helpers pinned one per CPU, away from the caller's.
 pub struct FillTeam {
     shared: Arc<Shared>,
     helpers: Vec<JoinHandle<()>>,
@@ -64,8 +66,9 @@ pub struct FillTeam {
 
 impl FillTeam {
     /// A team of `threads` threads in all (one per allowed CPU when 0): the caller and
-    /// `threads - 1` helpers, helper `i` pinned to the `(i + 1)`-th allowed CPU (round robin
-    /// when there are more threads than CPUs; nothing is pinned with one allowed CPU).
+    /// `threads - 1` helpers, helper `i` pinned to the `i`-th allowed CPU after the one the
+    /// caller runs on (round robin when there are more threads than CPUs; nothing is pinned
+    /// with one allowed CPU).
     pub fn new(threads: usize, name: &str) -> std::io::Result<FillTeam> {
         let cpus = allowed_cpus();
         let threads = match threads {
@@ -78,6 +81,7 @@ impl FillTeam {
             remaining: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             caller_sleeps: AtomicBool::new(false),
+            caller_cpu: AtomicUsize::new(usize::MAX),
             panic: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -92,10 +96,10 @@ impl FillTeam {
         };
         for i in 1..threads {
             let shared = team.shared.clone();
-            let cpu = (cpus.len() > 1).then(|| cpus[i % cpus.len()]);
+            let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || helper(&shared, i, cpu))?;
+                .spawn(move || helper(&shared, i, &cpus))?;
             team.helpers.push(handle);
         }
         Ok(team)
@@ -133,6 +137,7 @@ impl FillTeam {
             std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(work)
         });
         *lock(&shared.job) = Some(job);
+        shared.caller_cpu.store(current_cpu(), SeqCst);
         shared.remaining.store(self.helpers.len(), SeqCst);
         shared.epoch.fetch_add(1, SeqCst);
         if shared.sleepers.load(SeqCst) > 0 {
@@ -213,9 +218,31 @@ fn wait_done(shared: &Shared) {
     shared.caller_sleeps.store(false, SeqCst);
 }
 
+/// The CPU the calling thread is running on (`usize::MAX` if the kernel does not say).
+fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu takes no arguments and only reads the running CPU.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(usize::MAX)
+}
+
+/// The CPU helper `index` keeps to while the caller runs on `caller` (`usize::MAX`:
+/// unknown): the `index`-th allowed CPU after the caller's, so that no helper shares the
+/// caller's CPU; `None` with fewer than two allowed CPUs.
+fn helper_cpu(cpus: &[usize], index: usize, caller: usize) -> Option<usize> {
+    if cpus.len() < 2 {
+        return None;
+    }
+    let at = cpus.iter().position(|&cpu| cpu == caller).unwrap_or(0);
+    Some(cpus[(at + index) % cpus.len()])
+}
+
 /// A helper's loop: wait for an epoch it has not run, run its share, report, repeat.
-fn helper(shared: &Shared, index: usize, cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
+///
+/// A helper is pinned to the CPU [`helper_cpu`] gives for the caller's CPU, and moves when
+/// the caller has moved onto it: the scheduler may wake the caller on any CPU, and a share
+/// run on the caller's CPU halves the team.
+fn helper(shared: &Shared, index: usize, cpus: &[usize]) {
+    let mut pinned = helper_cpu(cpus, index, cpus.first().copied().unwrap_or(usize::MAX));
+    if let Some(cpu) = pinned {
         pin_current_thread(cpu);
     }
     // Epoch 0 is the team's start: a job posted before this thread runs is still new to it.
@@ -237,6 +264,13 @@ fn helper(shared: &Shared, index: usize, cpu: Option<usize>) {
         seen = shared.epoch.load(SeqCst);
         if shared.shutdown.load(SeqCst) {
             return;
+        }
+        let wanted = helper_cpu(cpus, index, shared.caller_cpu.load(SeqCst));
+        if wanted != pinned {
+            if let Some(cpu) = wanted {
+                pin_current_thread(cpu);
+            }
+            pinned = wanted;
         }
         let job = *lock(&shared.job);
         if let Some(Job(work)) = job {
@@ -295,6 +329,24 @@ mod tests {
         // SAFETY: waits for the child forked above.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+
+    #[test]
+    fn helpers_keep_off_the_callers_cpu() {
+        assert_eq!(helper_cpu(&[3], 1, 3), None);
+        assert_eq!(helper_cpu(&[0, 1], 1, 0), Some(1));
+        assert_eq!(helper_cpu(&[0, 1], 1, 1), Some(0));
+        assert_eq!(helper_cpu(&[0, 1], 1, usize::MAX), Some(1));
+        let cpus = [2, 4, 6, 8];
+        for caller in cpus {
+            let mut used: Vec<usize> = (1..4)
+                .filter_map(|i| helper_cpu(&cpus, i, caller))
+                .collect();
+            assert!(!used.contains(&caller), "caller {caller}: {used:?}");
+            used.sort();
+            used.dedup();
+            assert_eq!(used.len(), 3, "caller {caller}: distinct helpers");
+        }
     }
 
     #[test]
