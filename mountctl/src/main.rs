@@ -80,20 +80,23 @@ fn usage_error(err: clap::Error) -> ExitCode {
 /// A pool of `threads` fill threads (one per allowed CPU when absent), each pinned to its
 /// own CPU so that a split fill's shares run side by side.
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    if let Some(n) = threads {
-        anyhow::ensure!(n >= 1, "invalid threads '{n}': expected at least 1");
-    }
-    dgenfs::content::threads::spread_pool(threads.unwrap_or(0), |i| format!("fill-{i}"))
+    dgenfs::content::threads::spread_pool(thread_count(threads)?, |i| format!("fill-{i}"))
         .context("cannot start generator threads")
 }
 
 /// A fill team of `threads` threads, the caller included (one per allowed CPU when absent).
 fn fill_team(threads: Option<usize>) -> Result<dgenfs::content::team::FillTeam> {
-    if let Some(n) = threads {
-        anyhow::ensure!(n >= 1, "invalid threads '{n}': expected at least 1");
-    }
-    dgenfs::content::team::FillTeam::new(threads.unwrap_or(0), "fill")
+    dgenfs::content::team::FillTeam::new(thread_count(threads)?, "fill")
         .context("cannot start generator threads")
+}
+
+/// `--threads` as the pool builders take it: 0 for one per allowed CPU; 0 given is an error.
+fn thread_count(threads: Option<usize>) -> Result<usize> {
+    match threads {
+        Some(0) => anyhow::bail!("invalid threads '0': expected at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(0),
+    }
 }
 
 /// Sends `tracing` output to stderr, filtered by MOUNTCTL_LOG, else RUST_LOG, else `default`.

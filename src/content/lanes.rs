@@ -24,9 +24,9 @@ pub const STEP_BYTES: usize = LANES * 8;
 pub const PREFETCH_AHEAD: usize = 1024;
 
 /// The prefetch distance this CPU gets: [`PREFETCH_AHEAD`] on Intel, none elsewhere. On the
-/// project's AMD EPYC (Zen 4) VM the same prefetches slowed a one-thread 32 MiB fill from
-/// 23-26 GB/s to 20-22 (compress 2: 25-26 to 21), in runs alternating the two; Zen 4's own
-/// store prefetching already covers the reads for ownership.
+/// project's AMD EPYC (Zen 4) VM the same prefetches slowed one-thread 32 MiB fills from
+/// 23-26 GB/s to 17-22 (compress 2: 25-26 to 15-21) in rounds alternating distances of 0 to
+/// 4096 bytes, 0 best in every round (docs/BENCHMARKS.md).
 pub fn prefetch_ahead() -> usize {
     static AHEAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *AHEAD.get_or_init(|| {
