@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Block cache and read-ahead, in one run: one and two `dd bs=1M` readers with --cache 0,
-# the default cache and the same files on tmpfs (/dev/shm); a dedup-10 tree read twice
+# --cache 256M (over io_uring and /dev/fuse) and the same files on tmpfs (/dev/shm), taking
+# turns round by round; a dedup-10 tree read twice
 # (hit rate, throughput); daemon peak RSS against --cache while two readers read 20 GiB.
 # Prints markdown for the Cache section of docs/BENCHMARKS.md. Needs root, /dev/fuse and
 # python3; uses about 2 x FILE of RAM for the tmpfs copies.
 #
-#   scripts/bench-cache.sh [FILE_SIZE] [RSS_TOTAL]      (defaults: 1G, 20G)
+#   scripts/bench-cache.sh [FILE_SIZE] [RSS_TOTAL] [ROUNDS]      (defaults: 1G, 20G, 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 file_size=${1:-1G}
 rss_total=${2:-20G}
+rounds=${3:-5}
 mountctl=target/release/mountctl
 cargo build --release -q -p mountctl
 
@@ -28,19 +30,21 @@ now() { date +%s.%N; }
 to_bytes() { python3 -c "import sys; u={'K':10,'M':20,'G':30,'T':40}; s=sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$1"; }
 bytes=$(to_bytes "$file_size")
 
-# GB/s (10^9) of reading the given files in parallel with dd bs=1M, best of 3.
-dd_rate() {
-    local best=0 start end rate total=0 f
+# GB/s (10^9) of reading the given files in parallel with dd bs=1M, once.
+dd_once() {
+    local start end total=0 f
     for f in "$@"; do total=$((total + $(stat -c %s "$f"))); done
-    for _ in 1 2 3; do
-        start=$(now)
-        for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
-        wait
-        end=$(now)
-        rate=$(python3 -c "print(f'{$total / ($end - $start) / 1e9:.2f}')")
-        best=$(python3 -c "print(max($best, $rate))")
-    done
-    echo "$best"
+    start=$(now)
+    for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
+    wait
+    end=$(now)
+    python3 -c "print(f'{$total / ($end - $start) / 1e9:.2f}')"
+}
+
+# "median (min-max)" of the numbers given.
+spread() {
+    python3 -c "import statistics, sys; v = sorted(map(float, sys.argv[1:]))
+print(f'{statistics.median(v):.2f} ({v[0]:.2f}-{v[-1]:.2f})')" "$@"
 }
 
 mount_tree() { "$mountctl" mount "$mnt" --seed 1 "$@" >/dev/null; }
@@ -57,20 +61,29 @@ transport="/dev/fuse (the kernel does not offer io_uring)"
 umount_tree
 echo "Default transport: $transport."
 echo
+echo "One fresh mount per read; the four settings take turns, $rounds rounds;"
+echo "GB/s, median (min-max)."
+echo
 echo "| readers | --cache 0 (the default) | --cache 256M | --cache 256M --io-uring off | tmpfs |"
 echo "|---|---|---|---|---|"
+settings=("--cache 0" "--cache 256M" "--cache 256M --io-uring off")
 for readers in 1 2; do
     files=(); for ((i = 0; i < readers; i++)); do files+=("$mnt/file_$i"); done
     shm_files=(); for ((i = 0; i < readers; i++)); do shm_files+=("$shm/file_$i"); done
-    mount_tree --size $((2 * bytes)) --files 2 --cache 0
-    off=$(dd_rate "${files[@]}"); umount_tree
-    mount_tree --size $((2 * bytes)) --files 2 --cache 256M
-    on=$(dd_rate "${files[@]}"); umount_tree
-    mount_tree --size $((2 * bytes)) --files 2 --cache 256M --io-uring off
-    dev=$(dd_rate "${files[@]}"); umount_tree
-    tmpfs=$(dd_rate "${shm_files[@]}")
-    echo "| $readers x dd bs=1M, $file_size each | $off GB/s | $on GB/s | $dev GB/s |" \
-        "$tmpfs GB/s |"
+    declare -a r0=() r1=() r2=() rt=()
+    for ((round = 0; round < rounds; round++)); do
+        for s in 0 1 2; do
+            # shellcheck disable=SC2086
+            mount_tree --size $((2 * bytes)) --files 2 ${settings[$s]}
+            rate=$(dd_once "${files[@]}")
+            umount_tree
+            case $s in 0) r0+=("$rate") ;; 1) r1+=("$rate") ;; 2) r2+=("$rate") ;; esac
+        done
+        rt+=("$(dd_once "${shm_files[@]}")")
+    done
+    echo "| $readers x dd bs=1M, $file_size each | $(spread "${r0[@]}") | $(spread "${r1[@]}") |" \
+        "$(spread "${r2[@]}") | $(spread "${rt[@]}") |"
+    unset r0 r1 r2 rt
 done
 rm -rf "$shm"
 

@@ -31,8 +31,10 @@
 //! # Shards, pools and threads
 //!
 //! One shard per NUMA node of the [`Plan`] (one for `--numa uma`): its own LRU of blocks,
-//! its own unit store, its own counters, an even share of the byte budget, and one rayon
-//! pool with a thread per CPU of the node, bound to the node's CPUs and memory. A FUSE
+//! its own unit store, its own counters, an even share of the byte budget, and one
+//! generation pool with a thread per CPU of the node, each bound to the node's memory and
+//! kept to its CPU. A read-ahead job goes to the least busy pool thread on another CPU
+//! than the reader's, so blocks are generated beside the reader, not between its requests. A FUSE
 //! session thread is dealt a node round-robin on its first read, binds itself to it, and
 //! from then on reads only from that node's shard and asks only that node's pool to read
 //! ahead, so blocks are allocated and first touched on the node that reads them. A block
@@ -372,7 +374,7 @@ impl BlockCache {
                 continue;
             };
             let inner = Arc::clone(&self.inner);
-            self.pools[node].spawn(move || {
+            self.pools[node].spawn_away(move || {
                 let block = inner.generate(node, file, index);
                 slot.publish(block);
             });
@@ -422,6 +424,7 @@ fn start_pool(binder: &Binder, node: usize) -> Result<Pool, CacheError> {
     let bind = binder.clone();
     Pool::new(
         binder.plan().pool_threads(node),
+        &binder.plan().nodes()[node].cpus,
         |i| format!("dgenfs-gen{os_index}.{i}"),
         move |_| bind.bind_current_thread(node),
     )

@@ -1,14 +1,23 @@
-//! A node's generation pool: a few threads that sleep until a block is queued.
+//! A node's generation pool: one thread per CPU of the node, each with its own queue.
 //!
 //! Read-ahead queues one small job per block, a few times per millisecond per reader. A
 //! rayon pool runs such jobs, but its idle threads spin (`sched_yield`) for a while before
 //! they sleep, and with jobs arriving this often they never sleep: on the two-core machine
 //! this project is measured on, the spinning took a fifth of both cores from the FUSE
 //! threads that copy the blocks out. These threads block on a condition variable instead.
+//!
+//! Each thread keeps to one CPU, and a job goes to a thread on another CPU than the one
+//! that queues it ([`Pool::spawn_away`]). A thread woken by a FUSE thread is otherwise put
+//! on the waker's CPU (the scheduler favours the waker's cache), so the blocks generated
+//! "ahead" were generated on the reader's own CPU, between its requests, and a single
+//! reader gained nothing from the idle cores (see docs/BENCHMARKS.md, Cache).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+use crate::content::threads::{allowed_cpus, current_cpu, pin_current_thread};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -18,18 +27,23 @@ struct Queue {
     closed: bool,
 }
 
+/// One thread's queue, and the CPU the thread keeps to.
 #[derive(Default)]
-struct Shared {
+struct Worker {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Jobs queued and not yet finished.
+    load: AtomicUsize,
+    /// The CPU the thread is pinned to, if any.
+    cpu: Option<usize>,
 }
 
-impl Shared {
+impl Worker {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next job, or `None` once the pool is closed and drained.
+    /// The next job, or `None` once the pool is closed and this queue drained.
     fn next(&self) -> Option<Job> {
         let mut queue = self.lock();
         loop {
@@ -44,37 +58,62 @@ impl Shared {
     }
 }
 
-/// Threads that run queued jobs in order of submission.
+/// Threads that run queued jobs, each thread its own jobs in order of submission.
 pub struct Pool {
-    shared: Arc<Shared>,
+    workers: Vec<Arc<Worker>>,
     threads: Vec<JoinHandle<()>>,
+    /// Where the search for the least loaded worker starts, so ties rotate.
+    next: AtomicUsize,
 }
 
 impl Pool {
-    /// Starts `threads` threads named by `name(i)`; each runs `start(i)` first.
+    /// Starts `threads` threads named by `name(i)`, thread `i` pinned to `cpus[i]` (round
+    /// robin) when that CPU is one this process may use and there are two or more of them;
+    /// each runs `start(i)` first.
     pub fn new(
         threads: usize,
+        cpus: &[usize],
         name: impl Fn(usize) -> String,
         start: impl Fn(usize) + Send + Sync + 'static,
     ) -> std::io::Result<Pool> {
-        let shared = Arc::new(Shared::default());
+        let allowed = allowed_cpus();
+        let usable: Vec<usize> = cpus
+            .iter()
+            .copied()
+            .filter(|cpu| allowed.contains(cpu))
+            .collect();
         let start = Arc::new(start);
         let mut pool = Pool {
-            shared,
-            threads: Vec::with_capacity(threads),
+            workers: Vec::new(),
+            threads: Vec::new(),
+            next: AtomicUsize::new(0),
         };
         for i in 0..threads.max(1) {
-            let shared = Arc::clone(&pool.shared);
-            let start = Arc::clone(&start);
+            let worker = Arc::new(Worker {
+                cpu: (usable.len() > 1).then(|| usable[i % usable.len()]),
+                ..Worker::default()
+            });
+            let (w, start) = (Arc::clone(&worker), Arc::clone(&start));
             let handle = std::thread::Builder::new().name(name(i)).spawn(move || {
                 start(i);
-                while let Some(job) = shared.next() {
+                if let Some(cpu) = w.cpu {
+                    pin_current_thread(cpu);
+                }
+                while let Some(job) = w.next() {
                     // A panicking job loses only itself: its reservation fails the slot,
                     // and readers waiting on it generate the block themselves.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    w.load.fetch_sub(1, Ordering::Relaxed);
                 }
-            })?;
-            pool.threads.push(handle);
+            });
+            match handle {
+                Ok(handle) => {
+                    pool.workers.push(worker);
+                    pool.threads.push(handle);
+                }
+                // Dropping the pool closes and joins the threads already started.
+                Err(err) => return Err(err),
+            }
         }
         Ok(pool)
     }
@@ -85,10 +124,33 @@ impl Pool {
         self.threads.len()
     }
 
-    /// Queues `job` and wakes one sleeping thread.
-    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        self.shared.lock().jobs.push_back(Box::new(job));
-        self.shared.ready.notify_one();
+    /// The CPU each thread keeps to, in thread order.
+    #[cfg(test)]
+    fn cpus(&self) -> Vec<Option<usize>> {
+        self.workers.iter().map(|w| w.cpu).collect()
+    }
+
+    /// Queues `job` on the least loaded thread that does not run on the calling thread's
+    /// CPU (any thread when they all do), and wakes it.
+    pub fn spawn_away(&self, job: impl FnOnce() + Send + 'static) {
+        let worker = &self.workers[self.pick(current_cpu())];
+        worker.load.fetch_add(1, Ordering::Relaxed);
+        worker.lock().jobs.push_back(Box::new(job));
+        worker.ready.notify_one();
+    }
+
+    /// The worker for a job queued from `cpu`.
+    fn pick(&self, cpu: usize) -> usize {
+        let n = self.workers.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let away = |i: &usize| self.workers[*i].cpu.is_none_or(|c| c != cpu);
+        let candidates = (0..n).map(|k| (first + k) % n);
+        let best = |it: &mut dyn Iterator<Item = usize>| {
+            it.min_by_key(|&i| self.workers[i].load.load(Ordering::Relaxed))
+        };
+        best(&mut candidates.clone().filter(away))
+            .or_else(|| best(&mut candidates.clone()))
+            .unwrap_or(0)
     }
 }
 
@@ -103,8 +165,10 @@ impl std::fmt::Debug for Pool {
 impl Drop for Pool {
     /// Runs the jobs already queued, then joins the threads.
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.ready.notify_all();
+        for worker in &self.workers {
+            worker.lock().closed = true;
+            worker.ready.notify_all();
+        }
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
@@ -114,7 +178,6 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn runs_every_job_before_it_is_dropped() {
@@ -123,6 +186,7 @@ mod tests {
         let s = Arc::clone(&started);
         let pool = Pool::new(
             3,
+            &allowed_cpus(),
             |i| format!("test{i}"),
             move |_| {
                 s.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +196,7 @@ mod tests {
         assert_eq!(pool.threads(), 3);
         for _ in 0..1000 {
             let done = Arc::clone(&done);
-            pool.spawn(move || {
+            pool.spawn_away(move || {
                 done.fetch_add(1, Ordering::Relaxed);
             });
         }
@@ -144,13 +208,53 @@ mod tests {
     #[test]
     fn a_panicking_job_does_not_stop_the_pool() {
         let done = Arc::new(AtomicUsize::new(0));
-        let pool = Pool::new(1, |i| format!("test{i}"), |_| {}).unwrap();
-        pool.spawn(|| panic!("job fails"));
+        let pool = Pool::new(1, &[], |i| format!("test{i}"), |_| {}).unwrap();
+        pool.spawn_away(|| panic!("job fails"));
         let d = Arc::clone(&done);
-        pool.spawn(move || {
+        pool.spawn_away(move || {
             d.fetch_add(1, Ordering::Relaxed);
         });
         drop(pool);
         assert_eq!(done.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn threads_keep_to_distinct_cpus_and_jobs_run_away_from_the_caller() {
+        let cpus = allowed_cpus();
+        let pool = Pool::new(cpus.len(), &cpus, |i| format!("test{i}"), |_| {}).unwrap();
+        if cpus.len() < 2 {
+            assert!(pool.cpus().iter().all(Option::is_none));
+            return;
+        }
+        let mut pinned: Vec<usize> = pool.cpus().into_iter().flatten().collect();
+        pinned.sort_unstable();
+        assert_eq!(pinned, cpus);
+        for &caller in &cpus {
+            for _ in 0..2 * cpus.len() {
+                let worker = pool.pick(caller);
+                assert_ne!(pool.workers[worker].cpu, Some(caller));
+            }
+        }
+        // From a caller kept to one CPU, a job runs on another.
+        pin_current_thread(cpus[0]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.spawn_away(move || tx.send(current_cpu()).unwrap());
+        assert_ne!(rx.recv().unwrap(), cpus[0]);
+    }
+
+    #[test]
+    fn a_cpu_outside_the_allowed_set_is_not_pinned() {
+        let pool = Pool::new(
+            2,
+            &[usize::MAX - 1, usize::MAX - 2],
+            |i| format!("t{i}"),
+            |_| {},
+        )
+        .unwrap();
+        assert!(pool.cpus().iter().all(Option::is_none));
+        // With no thread on the caller's CPU every thread is a candidate.
+        for _ in 0..4 {
+            assert!(pool.pick(0) < 2);
+        }
     }
 }

@@ -6,13 +6,15 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use lru::LruCache;
 
 use super::block::{Block, Buf, Recycler};
 use super::stats::{NodeCounters, NodeStats};
 use super::BlockKey;
+use crate::content::threads::{allowed_cpus, spin_until};
 use crate::content::ContentId;
 
 /// The share of a shard's budget that goes to dedup units when the dedup ratio is above 1.
@@ -20,6 +22,16 @@ const UNIT_SHARE: u64 = 4;
 
 /// Lets a read-ahead window use at most this fraction (1/n) of a shard's block budget.
 const WINDOW_SHARE: u64 = 4;
+
+/// How long a reader spins on a pending block before it sleeps.
+const WAIT_SPIN: Duration = Duration::from_micros(60);
+
+/// Whether this process may run on more than one CPU (so a spinning reader does not hold
+/// up the thread it waits for).
+fn spare_cpu() -> bool {
+    static SPARE: OnceLock<bool> = OnceLock::new();
+    *SPARE.get_or_init(|| allowed_cpus().len() > 1)
+}
 
 /// A cache entry: a block, or the promise of one being generated.
 #[derive(Debug)]
@@ -31,6 +43,8 @@ pub(super) struct Slot {
     ahead: bool,
     /// Whether a read has used it.
     used: AtomicBool,
+    /// Whether the state has left `Pending`.
+    settled: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -48,11 +62,19 @@ impl Slot {
             len: len as u64,
             ahead,
             used: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
         })
     }
 
     /// The block once generated; `None` when its generation failed.
+    ///
+    /// A reader that reaches a block still being generated on another CPU spins for up to
+    /// [`WAIT_SPIN`] first: the generation is a few tens of microseconds from done, and
+    /// sleeping costs a cross-CPU wake-up of about as long.
     pub(super) fn wait(&self) -> Option<Arc<Block>> {
+        if !self.settled.load(Ordering::Acquire) && spare_cpu() {
+            spin_until(WAIT_SPIN, || self.settled.load(Ordering::Acquire));
+        }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*state {
@@ -70,6 +92,7 @@ impl Slot {
         if matches!(*state, SlotState::Pending) {
             *state = outcome;
         }
+        self.settled.store(true, Ordering::Release);
         self.ready.notify_all();
     }
 }

@@ -14,9 +14,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::threads::{allowed_cpus, pin_current_thread};
+use super::threads::{allowed_cpus, current_cpu, pin_current_thread, spin_until};
 
 /// How long a helper spins for the next job after finishing one, before it sleeps.
 pub const SPIN_FOR: Duration = Duration::from_micros(200);
@@ -186,22 +186,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Spins until `ready()` holds or `limit` has passed; says whether it holds.
-fn spin_until(limit: Duration, ready: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        for _ in 0..64 {
-            if ready() {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if start.elapsed() >= limit {
-            return ready();
-        }
-    }
-}
-
 /// The caller's wait for the helpers: a short spin, then sleep until the last one is done.
 fn wait_done(shared: &Shared) {
     if spin_until(WAIT_SPIN_FOR, || shared.remaining.load(SeqCst) == 0) {
@@ -216,12 +200,6 @@ fn wait_done(shared: &Shared) {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
     shared.caller_sleeps.store(false, SeqCst);
-}
-
-/// The CPU the calling thread is running on (`usize::MAX` if the kernel does not say).
-fn current_cpu() -> usize {
-    // SAFETY: sched_getcpu takes no arguments and only reads the running CPU.
-    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(usize::MAX)
 }
 
 /// The CPU helper `index` keeps to while the caller runs on `caller` (`usize::MAX`:

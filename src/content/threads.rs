@@ -7,6 +7,8 @@
 //! fill on two unpinned threads ran at 1.0-1.4x one thread; with one thread per CPU they
 //! run at 1.8x. See docs/BENCHMARKS.md.
 
+use std::time::{Duration, Instant};
+
 /// The CPUs the calling thread may run on, in ascending order (empty if unknown).
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set, and the kernel writes at most its size.
@@ -21,6 +23,12 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// The CPU the calling thread is running on (`usize::MAX` if the kernel does not say).
+pub fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu takes no arguments and only reads the running CPU.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(usize::MAX)
+}
+
 /// Restricts the calling thread to `cpu`. Failures are ignored: an unpinned thread fills
 /// the same bytes, only with less predictable speed.
 pub fn pin_current_thread(cpu: usize) {
@@ -29,6 +37,22 @@ pub fn pin_current_thread(cpu: usize) {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Spins until `ready()` holds or `limit` has passed; says whether it holds.
+pub fn spin_until(limit: Duration, ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= limit {
+            return ready();
+        }
     }
 }
 
