@@ -67,9 +67,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` threads named by `name(i)`, thread `i` pinned to `cpus[i]` (round
-    /// robin) when that CPU is one this process may use and there are two or more of them;
-    /// each runs `start(i)` first.
+    /// Starts `threads` threads named by `name(i)`; each runs `start(i)` first. Thread `i`
+    /// is pinned to the `i`-th (round robin) of the CPUs in `cpus` that this process may
+    /// use, when there are two or more of them; otherwise nothing is pinned.
     pub fn new(
         threads: usize,
         cpus: &[usize],
