@@ -215,7 +215,10 @@ impl BlockCache {
         let budget = plan.shard_budget(config.capacity);
         let dedup = !generator.dedup_map().is_identity();
         let shards = (0..plan.nodes().len())
-            .map(|_| Shard::new(budget, dedup, config.block_size))
+            .map(|node| {
+                let spin_wait = plan.nodes()[node].cpus.len() > 1;
+                Shard::new(budget, dedup, config.block_size, spin_wait)
+            })
             .collect();
         let pools = (0..plan.nodes().len())
             .map(|node| start_pool(&binder, node))
@@ -449,7 +452,7 @@ impl Inner {
         };
         let shard = &self.shards[node];
         match shard.lookup(key, self.block_len(file, index)) {
-            Lookup::Found(slot) => match slot.wait() {
+            Lookup::Found(slot) => match shard.wait(&slot) {
                 Some(block) => block,
                 None => self.generate(node, file, index),
             },

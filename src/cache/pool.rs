@@ -105,15 +105,10 @@ impl Pool {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     w.load.fetch_sub(1, Ordering::Relaxed);
                 }
-            });
-            match handle {
-                Ok(handle) => {
-                    pool.workers.push(worker);
-                    pool.threads.push(handle);
-                }
-                // Dropping the pool closes and joins the threads already started.
-                Err(err) => return Err(err),
-            }
+            })?;
+            // On an error above, dropping the pool closes and joins the threads started.
+            pool.workers.push(worker);
+            pool.threads.push(handle);
         }
         Ok(pool)
     }
@@ -143,13 +138,13 @@ impl Pool {
     fn pick(&self, cpu: usize) -> usize {
         let n = self.workers.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let away = |i: &usize| self.workers[*i].cpu.is_none_or(|c| c != cpu);
         let candidates = (0..n).map(|k| (first + k) % n);
-        let best = |it: &mut dyn Iterator<Item = usize>| {
-            it.min_by_key(|&i| self.workers[i].load.load(Ordering::Relaxed))
-        };
-        best(&mut candidates.clone().filter(away))
-            .or_else(|| best(&mut candidates.clone()))
+        let load = |i: &usize| self.workers[*i].load.load(Ordering::Relaxed);
+        candidates
+            .clone()
+            .filter(|&i| self.workers[i].cpu != Some(cpu))
+            .min_by_key(load)
+            .or_else(|| candidates.min_by_key(load))
             .unwrap_or(0)
     }
 }

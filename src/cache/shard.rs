@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lru::LruCache;
@@ -14,7 +14,7 @@ use lru::LruCache;
 use super::block::{Block, Buf, Recycler};
 use super::stats::{NodeCounters, NodeStats};
 use super::BlockKey;
-use crate::content::threads::{allowed_cpus, spin_until};
+use crate::content::threads::spin_until;
 use crate::content::ContentId;
 
 /// The share of a shard's budget that goes to dedup units when the dedup ratio is above 1.
@@ -25,13 +25,6 @@ const WINDOW_SHARE: u64 = 4;
 
 /// How long a reader spins on a pending block before it sleeps.
 const WAIT_SPIN: Duration = Duration::from_micros(60);
-
-/// Whether this process may run on more than one CPU (so a spinning reader does not hold
-/// up the thread it waits for).
-fn spare_cpu() -> bool {
-    static SPARE: OnceLock<bool> = OnceLock::new();
-    *SPARE.get_or_init(|| allowed_cpus().len() > 1)
-}
 
 /// A cache entry: a block, or the promise of one being generated.
 #[derive(Debug)]
@@ -68,11 +61,11 @@ impl Slot {
 
     /// The block once generated; `None` when its generation failed.
     ///
-    /// A reader that reaches a block still being generated on another CPU spins for up to
-    /// [`WAIT_SPIN`] first: the generation is a few tens of microseconds from done, and
-    /// sleeping costs a cross-CPU wake-up of about as long.
-    pub(super) fn wait(&self) -> Option<Arc<Block>> {
-        if !self.settled.load(Ordering::Acquire) && spare_cpu() {
+    /// With `spin` (the block is generated on another CPU), a reader that reaches it still
+    /// pending spins for up to [`WAIT_SPIN`] first: the generation is a few tens of
+    /// microseconds from done, and sleeping costs a cross-CPU wake-up of about as long.
+    pub(super) fn wait(&self, spin: bool) -> Option<Arc<Block>> {
+        if spin && !self.settled.load(Ordering::Acquire) {
             spin_until(WAIT_SPIN, || self.settled.load(Ordering::Acquire));
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,11 +140,15 @@ pub(super) struct Shard {
     units: Option<Mutex<Units>>,
     recycler: Arc<Recycler>,
     counters: NodeCounters,
+    /// Whether read-ahead runs on another CPU than the reader's (the node has several),
+    /// so that a reader waiting for a pending block spins before it sleeps.
+    spin_wait: bool,
 }
 
 impl Shard {
-    /// A shard of `budget` bytes; with `dedup` a quarter of it holds dedup units.
-    pub(super) fn new(budget: u64, dedup: bool, block_size: usize) -> Shard {
+    /// A shard of `budget` bytes; with `dedup` a quarter of it holds dedup units. With
+    /// `spin_wait`, readers spin a moment on a pending block (see [`Slot::wait`]).
+    pub(super) fn new(budget: u64, dedup: bool, block_size: usize, spin_wait: bool) -> Shard {
         let unit_budget = if dedup { budget / UNIT_SHARE } else { 0 };
         let units = dedup.then(|| {
             Mutex::new(Units {
@@ -169,6 +166,7 @@ impl Shard {
             units,
             recycler: Arc::new(Recycler::new(block_size)),
             counters: NodeCounters::default(),
+            spin_wait,
         }
     }
 
@@ -248,7 +246,12 @@ impl Shard {
         if slot.ahead && !slot.used.swap(true, Ordering::Relaxed) {
             NodeCounters::add(&self.counters.ahead_used, 1);
         }
-        slot.wait()
+        self.wait(&slot)
+    }
+
+    /// The block of `slot` once it is generated; `None` when its generation failed.
+    pub(super) fn wait(&self, slot: &Slot) -> Option<Arc<Block>> {
+        slot.wait(self.spin_wait)
     }
 
     /// Drops `key` from the LRU: a sequential reader has read the whole block. Its buffer
