@@ -5,16 +5,17 @@
 # one with --io-uring off (/dev/fuse). Prints a markdown table for docs/BENCHMARKS.md.
 # Needs root, /dev/fuse, fio and python3; uses about 2 x FILE of RAM.
 #
-#   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS] [FIO_ROUNDS]      (defaults: 4G, 10, 3)
+#   scripts/bench-fuse.sh [FILE_SIZE] [FIO_SECONDS] [ROUNDS]      (defaults: 4G, 10, 3)
 #
-# Each fio row alternates the mounts and tmpfs FIO_ROUNDS times and reports the medians, because
-# on a small shared machine one run of a few seconds can land in a bad scheduling phase.
+# Each row alternates the two mounts and tmpfs ROUNDS times (one dd or cp pass, or one fio run
+# of FIO_SECONDS, per turn) and reports the medians, because on a small shared machine one
+# run can land in a bad scheduling phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 file_size=${1:-4G}
 fio_secs=${2:-10}
-fio_rounds=${3:-3}
+rounds=${3:-3}
 mountctl=target/release/mountctl
 cargo build --release -q -p mountctl
 
@@ -44,18 +45,14 @@ transport="/dev/fuse (the kernel does not offer io_uring)"
 
 now() { date +%s.%N; }
 
-# GB/s (10^9) of reading $2.. files in parallel with dd bs=1M, best of 3.
+# GB/s (10^9) of reading the files given in parallel with dd bs=1M, one pass.
 dd_rate() {
-    local best=0 start end rate
-    for _ in 1 2 3; do
-        start=$(now)
-        for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
-        wait
-        end=$(now)
-        rate=$(python3 -c "print(f'{$# * $bytes / ($end - $start) / 1e9:.2f}')")
-        best=$(python3 -c "print(max($best, $rate))")
-    done
-    echo "$best"
+    local start end
+    start=$(now)
+    for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
+    wait
+    end=$(now)
+    python3 -c "print(f'{$# * $bytes / ($end - $start) / 1e9:.2f}')"
 }
 
 cp_rate() {
@@ -66,10 +63,25 @@ cp_rate() {
     python3 -c "print(f'{$bytes / ($end - $start) / 1e9:.2f}')"
 }
 
+# Runs "$@" with each of the three roots (default mount, /dev/fuse mount, tmpfs) as $root,
+# the three taking turns $rounds times; prints the medians of each output column, root by
+# root (the columns of the default mount first).
+three() {
+    local runs="" line
+    for _ in $(seq "$rounds"); do
+        line=""
+        for root in "$mnt" "$dev" "$shm"; do line+="$(root=$root "$@") "; done
+        runs+="$line"$'\n'
+    done
+    python3 -c 'import statistics,sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+print(" ".join("%g" % statistics.median(c) for c in zip(*rows)))' <<<"$runs"
+}
+
 # fio randread on one file: prints "GB/s IOPS p50_us p90_us" (completion latency
 # percentiles). Extra fio flags may follow the five.
 fio_rate() {
-    local file=$1 bs=$2 engine=$3 direct=$4 depth=$5
+    local file=$root/$1 bs=$2 engine=$3 direct=$4 depth=$5
     shift 5
     fio "$@" --name=r --filename="$file" --readonly --rw=randread --bs="$bs" --ioengine="$engine" \
         --direct="$direct" --iodepth="$depth" --numjobs=2 --time_based --runtime="$fio_secs" \
@@ -78,20 +90,6 @@ fio_rate() {
 p=r["clat_ns"]["percentile"];
 print("%.2f %.0f %.1f %.1f" % (r["bw_bytes"] / 1e9, r["iops"], p["50.000000"] / 1e3,
     p["90.000000"] / 1e3))'
-}
-
-# fio_rate on the default mount, the /dev/fuse mount and tmpfs, taking turns fio_rounds
-# times: prints the medians "GBps IOPS p50 p90" of each, in that order (12 numbers).
-fio_three() {
-    local spec=$1 runs=""
-    shift
-    for _ in $(seq "$fio_rounds"); do
-        runs+="$(fio_rate "$mnt/$spec" "$@") $(fio_rate "$dev/$spec" "$@")"
-        runs+=" $(fio_rate "$shm/$spec" "$@")"$'\n'
-    done
-    python3 -c 'import statistics,sys
-rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
-print(" ".join("%g" % statistics.median(c) for c in zip(*rows)))' <<<"$runs"
 }
 
 row() { # name, default mount value, /dev/fuse mount value, tmpfs value
@@ -106,15 +104,15 @@ echo
 echo "| workload (file of $(numfmt --to=iec "$bytes")) | dgenfs | dgenfs --io-uring off" \
     "| tmpfs | dgenfs / tmpfs | off / tmpfs |"
 echo "|---|---|---|---|---|---|"
-row "dd bs=1M, 1 reader (GB/s)" "$(dd_rate "$mnt/file_0")" "$(dd_rate "$dev/file_0")" \
-    "$(dd_rate "$shm/file_0")"
-row "dd bs=1M, 2 readers (GB/s total)" "$(dd_rate "$mnt/file_0" "$mnt/file_1")" \
-    "$(dd_rate "$dev/file_0" "$dev/file_1")" "$(dd_rate "$shm/file_0" "$shm/file_1")"
-row "cp to /dev/null (GB/s)" "$(cp_rate "$mnt/file_0")" "$(cp_rate "$dev/file_0")" \
-    "$(cp_rate "$shm/file_0")"
+dd1() { dd_rate "$root/file_0"; }
+dd2() { dd_rate "$root/file_0" "$root/file_1"; }
+cp1() { cp_rate "$root/file_0"; }
+row "dd bs=1M, 1 reader (GB/s)" $(three dd1)
+row "dd bs=1M, 2 readers (GB/s total)" $(three dd2)
+row "cp to /dev/null (GB/s)" $(three cp1)
 for spec in "4k psync 0 1" "1M psync 0 1" "4k libaio 1 16" "1M libaio 1 16"; do
     set -- $spec
-    read -r fb fi fp50 fp90 db di dp50 dp90 tb ti tp50 tp90 <<<"$(fio_three file_0 "$@")"
+    read -r fb fi fp50 fp90 db di dp50 dp90 tb ti tp50 tp90 <<<"$(three fio_rate file_0 "$@")"
     label="fio randread $1 $2, 2 jobs"
     [ "$3" = 1 ] && label="fio randread $1 $2 direct qd$4, 2 jobs"
     row "$label (GB/s)" "$fb" "$db" "$tb"
@@ -137,7 +135,7 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     --io-uring off >/dev/null
 cat "$mnt/file_0" "$dev/file_0" >/dev/null
 read -r fb fi fp50 fp90 db di dp50 dp90 tb ti tp50 tp90 \
-    <<<"$(fio_three file_0 4k psync 0 1 --invalidate=0)"
+    <<<"$(three fio_rate file_0 4k psync 0 1 --invalidate=0)"
 row "fio randread 4k psync, 2 jobs, --kernel-cache, cached (IOPS)" "$fi" "$di" "$ti"
 echo
 echo "$latency"
