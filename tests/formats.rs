@@ -178,8 +178,10 @@ fn python() -> &'static Path {
         if !python.exists() {
             run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         }
+        // A fresh venv has neither; the probe's traceback would only be noise.
         let probe = Command::new(&python)
             .args(["-c", "import numpy, h5py"])
+            .stderr(std::process::Stdio::null())
             .status();
         if !probe.is_ok_and(|s| s.success()) {
             run(Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "h5py"]));
