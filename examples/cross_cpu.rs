@@ -227,7 +227,11 @@ fn main() {
     ring.stop.store(true, Ordering::Relaxed);
     worker.join().expect("generator thread");
 
-    println!("Reader on CPU {}, generator on CPU {}; {rounds} rounds of {blocks} blocks of 1 MiB, medians.", cpus[0], cpus[1]);
+    let (reader, other) = (cpus[0], cpus[1]);
+    println!(
+        "Reader on CPU {reader}, generator on CPU {other}; {rounds} rounds of {blocks} blocks \
+         of 1 MiB, medians."
+    );
     println!();
     println!("| per 1 MiB block | µs | GB/s |");
     println!("|---|---|---|");

@@ -9,6 +9,7 @@
 #   scripts/bench-cache.sh [FILE_SIZE] [RSS_TOTAL] [ROUNDS]      (defaults: 1G, 20G, 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 file_size=${1:-1G}
 rss_total=${2:-20G}
@@ -26,20 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-to_bytes() { python3 -c "import sys; u={'K':10,'M':20,'G':30,'T':40}; s=sys.argv[1]; print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$1"; }
-bytes=$(to_bytes "$file_size")
-
-# GB/s (10^9) of reading the given files in parallel with dd bs=1M, once.
-dd_once() {
-    local start end total=0 f
-    for f in "$@"; do total=$((total + $(stat -c %s "$f"))); done
-    start=$(now)
-    for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
-    wait
-    end=$(now)
-    python3 -c "print(f'{$total / ($end - $start) / 1e9:.2f}')"
+to_bytes() {
+    python3 -c "import sys; u = {'K': 10, 'M': 20, 'G': 30, 'T': 40}; s = sys.argv[1]
+print(int(s[:-1]) << u[s[-1]] if s[-1] in u else int(s))" "$1"
 }
+bytes=$(to_bytes "$file_size")
 
 # "median (min-max)" of the numbers given.
 spread() {
@@ -75,11 +67,11 @@ for readers in 1 2; do
         for s in 0 1 2; do
             # shellcheck disable=SC2086
             mount_tree --size $((2 * bytes)) --files 2 ${settings[$s]}
-            rate=$(dd_once "${files[@]}")
+            rate=$(dd_rate "${files[@]}")
             umount_tree
             case $s in 0) r0+=("$rate") ;; 1) r1+=("$rate") ;; 2) r2+=("$rate") ;; esac
         done
-        rt+=("$(dd_once "${shm_files[@]}")")
+        rt+=("$(dd_rate "${shm_files[@]}")")
     done
     echo "| $readers x dd bs=1M, $file_size each | $(spread "${r0[@]}") | $(spread "${r1[@]}") |" \
         "$(spread "${r2[@]}") | $(spread "${rt[@]}") |"

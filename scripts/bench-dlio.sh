@@ -13,6 +13,7 @@
 # table gives medians over ROUNDS rounds; "vs raw" is the median of per-round ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 files=${1:-8}
 record=${2:-128MiB}
@@ -30,7 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
 # GB/s (10^9) of reading every file under $1 with two dd streams.
 read_rate() {
     local list start end total

@@ -12,6 +12,7 @@
 # run can land in a bad scheduling phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 file_size=${1:-4G}
 fio_secs=${2:-10}
@@ -42,18 +43,6 @@ transport="/dev/fuse (the kernel does not offer io_uring)"
 "$mountctl" status "$mnt" | grep -q "io_uring queues" && transport="io_uring"
 "$mountctl" generate --size "$bytes" --seed 1 -o "$shm/file_0" 2>/dev/null
 "$mountctl" generate --size "$bytes" --offset "$bytes" --seed 1 -o "$shm/file_1" 2>/dev/null
-
-now() { date +%s.%N; }
-
-# GB/s (10^9) of reading the files given in parallel with dd bs=1M, one pass.
-dd_rate() {
-    local start end
-    start=$(now)
-    for f in "$@"; do dd if="$f" of=/dev/null bs=1M status=none & done
-    wait
-    end=$(now)
-    python3 -c "print(f'{$# * $bytes / ($end - $start) / 1e9:.2f}')"
-}
 
 cp_rate() {
     local start end

@@ -500,30 +500,15 @@ impl Queue {
                 .map(|c| (c.user_data() as usize, c.result()))
                 .collect();
             for (entry, result) in done {
-                let sqe = match result {
+                let (sqe, spread) = match result {
                     0 => {
                         let (commit_id, spread) = self.answer(entry);
-                        let sqe = self.command(CMD_COMMIT_AND_FETCH, entry, commit_id);
-                        if spread {
-                            tracing::debug!(
-                                qid = self.qid,
-                                "reply sent in the default class to spread readers"
-                            );
-                            // The reply wakes its reader while this thread counts as busy.
-                            set_policy(libc::SCHED_OTHER);
-                            self.push(sqe)?;
-                            let sent = self.ring.submit();
-                            set_idle_policy();
-                            sent?;
-                            retry_until = Instant::now();
-                            continue;
-                        }
-                        sqe
+                        (self.command(CMD_COMMIT_AND_FETCH, entry, commit_id), spread)
                     }
                     // INIT is answered but the kernel has not taken it in yet.
                     r if r == -libc::EAGAIN && Instant::now() < retry_until => {
                         std::thread::sleep(Duration::from_millis(1));
-                        self.command(CMD_REGISTER, entry, 0)
+                        (self.command(CMD_REGISTER, entry, 0), false)
                     }
                     r => {
                         live -= 1;
@@ -537,6 +522,14 @@ impl Queue {
                 };
                 retry_until = Instant::now();
                 self.push(sqe)?;
+                if spread {
+                    // The reply wakes its reader while this thread counts as busy.
+                    tracing::debug!(qid = self.qid, "reply sent in the default class");
+                    set_policy(libc::SCHED_OTHER);
+                    let sent = self.ring.submit();
+                    set_idle_policy();
+                    sent?;
+                }
             }
         }
         Ok(())
