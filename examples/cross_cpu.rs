@@ -13,7 +13,11 @@
 //!   the generator runs in the same process (the cost of moving a block under an io_uring
 //!   payload address instead of copying it).
 //!
-//! Prints a markdown table of medians over the rounds, µs per block and GB/s.
+//! It also times a pipe round trip between two threads, both on the reader's CPU and one
+//! on each CPU: the two context switches every FUSE request costs its reader, whatever the
+//! server does.
+//!
+//! Prints markdown tables of medians over the rounds, µs per block and GB/s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -167,6 +171,51 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// µs per round trip of one byte between two threads through two pipes, the echoing thread
+/// pinned to `there` and the caller to `here`.
+fn ping_pong(here: usize, there: usize, trips: u64) -> f64 {
+    let mut fds = [0; 4];
+    // SAFETY: each call writes two fds into its half of the array.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "pipe");
+        assert_eq!(libc::pipe(fds.as_mut_ptr().add(2)), 0, "pipe");
+    }
+    let [ping_r, ping_w, pong_r, pong_w] = fds;
+    let echo = std::thread::spawn(move || {
+        pin_current_thread(there);
+        let mut byte = 0u8;
+        // SAFETY: one-byte reads and writes on the pipes made above, open until joined.
+        while unsafe { libc::read(ping_r, (&raw mut byte).cast(), 1) } == 1 {
+            unsafe { libc::write(pong_w, (&raw const byte).cast(), 1) };
+        }
+    });
+    pin_current_thread(here);
+    let mut byte = 0u8;
+    let mut trip = || {
+        // SAFETY: as above.
+        unsafe {
+            libc::write(ping_w, (&raw const byte).cast(), 1);
+            libc::read(pong_r, (&raw mut byte).cast(), 1);
+        }
+    };
+    for _ in 0..trips / 10 + 1 {
+        trip();
+    }
+    let start = Instant::now();
+    for _ in 0..trips {
+        trip();
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / trips as f64;
+    // SAFETY: closing the write end ends the echo thread's loop; the fds are ours.
+    unsafe { libc::close(ping_w) };
+    echo.join().expect("echo thread");
+    for fd in [ping_r, pong_r, pong_w] {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
+    us
+}
+
 fn gbps(us: f64) -> f64 {
     BLOCK as f64 / us / 1e3
 }
@@ -184,6 +233,12 @@ fn main() {
         std::process::exit(1);
     }
     let gen = Generator::new(&ContentSpec::with_seed(1)).expect("valid spec");
+    // Before any mapping moves: a thread's stack must not land in the spare hole below.
+    let (mut near, mut far) = (vec![], vec![]);
+    for _ in 0..rounds {
+        near.push(ping_pong(cpus[0], cpus[0], blocks * 10));
+        far.push(ping_pong(cpus[0], cpus[1], blocks));
+    }
     pin_current_thread(cpus[0]);
 
     let ring = Arc::new(Ring {
@@ -255,4 +310,9 @@ fn main() {
     }
     let s = median(swaps);
     println!("| swap two 2 MiB mappings (3 x mremap), generator running | {s:.1} | - |");
+    println!();
+    println!("| pipe round trip between two threads | µs |");
+    println!("|---|---|");
+    println!("| both on CPU {reader} | {:.1} |", median(near));
+    println!("| on CPU {reader} and CPU {other} | {:.1} |", median(far));
 }
