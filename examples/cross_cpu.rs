@@ -19,6 +19,7 @@
 //!
 //! Prints markdown tables of medians over the rounds, µs per block and GB/s.
 
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -174,29 +175,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// µs per round trip of one byte between two threads through two pipes, the echoing thread
 /// pinned to `there` and the caller to `here`.
 fn ping_pong(here: usize, there: usize, trips: u64) -> f64 {
-    let mut fds = [0; 4];
-    // SAFETY: each call writes two fds into its half of the array.
-    unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "pipe");
-        assert_eq!(libc::pipe(fds.as_mut_ptr().add(2)), 0, "pipe");
-    }
-    let [ping_r, ping_w, pong_r, pong_w] = fds;
+    let (mut ping_r, mut ping_w) = std::io::pipe().expect("pipe");
+    let (mut pong_r, mut pong_w) = std::io::pipe().expect("pipe");
     let echo = std::thread::spawn(move || {
         pin_current_thread(there);
-        let mut byte = 0u8;
-        // SAFETY: one-byte reads and writes on the pipes made above, open until joined.
-        while unsafe { libc::read(ping_r, (&raw mut byte).cast(), 1) } == 1 {
-            unsafe { libc::write(pong_w, (&raw const byte).cast(), 1) };
+        let mut byte = [0u8];
+        // Ends when the caller drops its write end.
+        while ping_r.read_exact(&mut byte).is_ok() {
+            pong_w.write_all(&byte).expect("pong");
         }
     });
     pin_current_thread(here);
-    let mut byte = 0u8;
+    let mut byte = [0u8];
     let mut trip = || {
-        // SAFETY: as above.
-        unsafe {
-            libc::write(ping_w, (&raw const byte).cast(), 1);
-            libc::read(pong_r, (&raw mut byte).cast(), 1);
-        }
+        ping_w.write_all(&byte).expect("ping");
+        pong_r.read_exact(&mut byte).expect("pong");
     };
     for _ in 0..trips / 10 + 1 {
         trip();
@@ -206,13 +199,8 @@ fn ping_pong(here: usize, there: usize, trips: u64) -> f64 {
         trip();
     }
     let us = start.elapsed().as_secs_f64() * 1e6 / trips as f64;
-    // SAFETY: closing the write end ends the echo thread's loop; the fds are ours.
-    unsafe { libc::close(ping_w) };
+    drop(ping_w);
     echo.join().expect("echo thread");
-    for fd in [ping_r, pong_r, pong_w] {
-        // SAFETY: as above.
-        unsafe { libc::close(fd) };
-    }
     us
 }
 
